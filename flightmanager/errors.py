@@ -1,0 +1,51 @@
+"""Errors of the distribution layer; each carries the gRPC status a reader sees."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class FlightManagerError(Exception):
+    """Base of every error raised by flightmanager."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class QueryFailed(FlightManagerError):
+    """The Spark job behind a result failed; the message names the cause."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+class QueryCancelled(FlightManagerError):
+    code = grpc.StatusCode.CANCELLED
+
+
+class ResultNotFound(FlightManagerError):
+    """No such result on this node, or it expired or was closed."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class NotOwner(FlightManagerError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class BudgetExceeded(FlightManagerError):
+    """The node's spill disk budget is used up."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class PushRefused(FlightManagerError):
+    """A push to the internal server without the cluster secret or for no known query."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class NodeLost(FlightManagerError):
+    code = grpc.StatusCode.UNAVAILABLE

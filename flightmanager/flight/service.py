@@ -1,0 +1,165 @@
+"""A Flight service on grpcio: RPC plumbing and the one place errors become statuses.
+
+Subclasses override the RPCs they offer; every other RPC answers UNIMPLEMENTED.
+Handlers raise exceptions that carry a ``code`` attribute (a ``grpc.StatusCode``);
+:func:`status_of` turns any exception into (code, message), logging unexpected
+ones with their traceback and never sending a traceback to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from typing import Any, Callable, Iterable, Iterator
+
+import grpc
+
+from flightmanager.flight import Flight_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "arrow.flight.protocol.FlightService"
+
+ErrorMapper = Callable[[BaseException], "tuple[grpc.StatusCode, str] | None"]
+
+
+def status_of(exc: BaseException, mapper: ErrorMapper | None = None) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status for an exception raised by a handler."""
+    if mapper is not None:
+        mapped = mapper(exc)
+        if mapped is not None:
+            return mapped
+    code = getattr(exc, "code", None)
+    if isinstance(code, grpc.StatusCode):
+        return code, str(getattr(exc, "message", None) or exc)
+    log.error("internal error", exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+
+
+class FlightService:
+    """Base Flight service: every RPC is UNIMPLEMENTED until a subclass offers it."""
+
+    #: maps exceptions the subclass knows (for example Spark's) to statuses
+    error_mapper: ErrorMapper | None = None
+
+    def handshake(self, requests: Iterator[pb.HandshakeRequest], context: grpc.ServicerContext) -> Iterable[pb.HandshakeResponse]:
+        raise _unimplemented("Handshake")
+
+    def list_flights(self, request: pb.Criteria, context: grpc.ServicerContext) -> Iterable[pb.FlightInfo]:
+        raise _unimplemented("ListFlights")
+
+    def get_flight_info(self, request: pb.FlightDescriptor, context: grpc.ServicerContext) -> pb.FlightInfo:
+        raise _unimplemented("GetFlightInfo")
+
+    def poll_flight_info(self, request: pb.FlightDescriptor, context: grpc.ServicerContext) -> pb.PollInfo:
+        raise _unimplemented("PollFlightInfo")
+
+    def get_schema(self, request: pb.FlightDescriptor, context: grpc.ServicerContext) -> pb.SchemaResult:
+        raise _unimplemented("GetSchema")
+
+    def do_get(self, request: pb.Ticket, context: grpc.ServicerContext) -> Iterable[bytes]:
+        """Yield serialized FlightData messages."""
+        raise _unimplemented("DoGet")
+
+    def do_put(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterable[pb.PutResult]:
+        """Consume serialized FlightData messages."""
+        raise _unimplemented("DoPut")
+
+    def do_exchange(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterable[bytes]:
+        raise _unimplemented("DoExchange")
+
+    def do_action(self, request: pb.Action, context: grpc.ServicerContext) -> Iterable[pb.Result]:
+        raise _unimplemented(f"DoAction {request.type!r}")
+
+    def list_actions(self, request: pb.Empty, context: grpc.ServicerContext) -> Iterable[pb.ActionType]:
+        return []
+
+
+class _Unimplemented(Exception):
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
+def _unimplemented(what: str) -> _Unimplemented:
+    return _Unimplemented(f"{what} is not supported by this service")
+
+
+def _serialize(message: Any) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def _abort(context: grpc.ServicerContext, exc: BaseException, mapper: ErrorMapper | None) -> None:
+    code, message = status_of(exc, mapper)
+    context.abort(code, message)
+
+
+def _guard_unary(service: FlightService, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def handler(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(request, context)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+            _abort(context, exc, service.error_mapper)
+
+    return handler
+
+
+def _guard_stream(service: FlightService, fn: Callable[..., Iterable[Any]]) -> Callable[..., Iterator[Any]]:
+    def handler(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from fn(request, context)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+            _abort(context, exc, service.error_mapper)
+
+    return handler
+
+
+def _handlers(service: FlightService) -> grpc.GenericRpcHandler:
+    s = service
+    methods = {
+        "Handshake": grpc.stream_stream_rpc_method_handler(
+            _guard_stream(s, s.handshake), pb.HandshakeRequest.FromString, _serialize),
+        "ListFlights": grpc.unary_stream_rpc_method_handler(
+            _guard_stream(s, s.list_flights), pb.Criteria.FromString, _serialize),
+        "GetFlightInfo": grpc.unary_unary_rpc_method_handler(
+            _guard_unary(s, s.get_flight_info), pb.FlightDescriptor.FromString, _serialize),
+        "PollFlightInfo": grpc.unary_unary_rpc_method_handler(
+            _guard_unary(s, s.poll_flight_info), pb.FlightDescriptor.FromString, _serialize),
+        "GetSchema": grpc.unary_unary_rpc_method_handler(
+            _guard_unary(s, s.get_schema), pb.FlightDescriptor.FromString, _serialize),
+        "DoGet": grpc.unary_stream_rpc_method_handler(
+            _guard_stream(s, s.do_get), pb.Ticket.FromString, _serialize),
+        "DoPut": grpc.stream_stream_rpc_method_handler(
+            _guard_stream(s, s.do_put), _identity, _serialize),
+        "DoExchange": grpc.stream_stream_rpc_method_handler(
+            _guard_stream(s, s.do_exchange), _identity, _serialize),
+        "DoAction": grpc.unary_stream_rpc_method_handler(
+            _guard_stream(s, s.do_action), pb.Action.FromString, _serialize),
+        "ListActions": grpc.unary_stream_rpc_method_handler(
+            _guard_stream(s, s.list_actions), pb.Empty.FromString, _serialize),
+    }
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
+
+
+def start_server(service: FlightService, host: str, port: int, *, max_workers: int = 64) -> tuple[grpc.Server, int]:
+    """Start serving on host:port (port 0: the OS picks); returns the server and its port."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="flight"),
+        options=[
+            ("grpc.max_send_message_length", -1),
+            ("grpc.max_receive_message_length", -1),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    server.add_generic_rpc_handlers((_handlers(service),))
+    bound = server.add_insecure_port(f"{_bracket(host)}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind a Flight service to {host}:{port}")
+    server.start()
+    return server, bound
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

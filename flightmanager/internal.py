@@ -1,0 +1,92 @@
+"""The internal Flight server: where executors push result batches.
+
+Clients never talk to it.  A push is accepted only with the cluster secret and only
+for a query this node holds a spool for; its batches are stored as they arrive (the
+node never decodes them) and the attempt commits when the stream ends cleanly.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import struct
+from typing import Callable, Iterable, Iterator
+
+import grpc
+import pyarrow as pa
+
+from flightmanager.errors import BudgetExceeded, PushRefused, ResultNotFound
+from flightmanager.flight import Flight_pb2 as pb
+from flightmanager.flight.service import FlightService
+from flightmanager.flight.wire import (
+    EncodedBatch,
+    message_type,
+    parse_flight_data,
+    schema_from_message,
+)
+from flightmanager.push import PushHeader
+from flightmanager.spool import ResultSpool
+
+log = logging.getLogger(__name__)
+
+
+class InternalFlightService(FlightService):
+    """Accepts DoPut from executors into the spools of this node."""
+
+    def __init__(
+        self,
+        secret: str,
+        spool_of: Callable[[str], ResultSpool | None],
+        on_exhausted: Callable[[str], None] = lambda query_id: None,
+    ) -> None:
+        self._secret = secret.encode()
+        self._spool_of = spool_of
+        self._on_exhausted = on_exhausted
+
+    def do_put(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterable[pb.PutResult]:
+        first = parse_flight_data(next(requests))
+        try:
+            command = pb.FlightDescriptor.FromString(first.descriptor).cmd
+            header = PushHeader.decode(command)
+        except Exception as exc:  # noqa: BLE001
+            raise PushRefused("push refused: malformed push header") from exc
+        if not hmac.compare_digest(header.secret.encode(), self._secret):
+            raise PushRefused("push refused: wrong cluster secret")
+        spool = self._spool_of(header.query_id)
+        if spool is None:
+            raise ResultNotFound(f"push refused: no result {header.query_id} on this node")
+        pushed = schema_from_message(first)
+        if len(pushed) and pushed.types != spool.schema.types:
+            raise PushRefused(
+                f"push refused: schema {pushed} does not match the result schema {spool.schema}"
+            )
+        writer = spool.begin(header.partition, header.attempt)
+        try:
+            for raw in requests:
+                message = parse_flight_data(raw)
+                if len(message.app_metadata) == 8:
+                    (rows,) = struct.unpack("<q", message.app_metadata)
+                else:
+                    if message_type(message) != "record batch":
+                        raise PushRefused("push refused: only record batches may follow the schema")
+                    rows = _rows(message, spool.schema)
+                writer.append(EncodedBatch(bytes(message.header), bytes(message.body), rows))
+        except BudgetExceeded as exc:
+            writer.abort()
+            spool.fail(exc)  # the whole query fails, with the budget named
+            self._on_exhausted(header.query_id)
+            raise
+        except BaseException:
+            writer.abort()
+            raise
+        committed = writer.commit()
+        log.debug(
+            "query %s partition %d attempt %d: %d rows %s",
+            header.query_id, header.partition, header.attempt, writer.rows,
+            "committed" if committed else "dropped (another attempt won)",
+        )
+        yield pb.PutResult(app_metadata=b"committed" if committed else b"duplicate")
+
+
+def _rows(message, schema: pa.Schema) -> int:  # type: ignore[no-untyped-def]
+    return EncodedBatch(bytes(message.header), bytes(message.body), -1).to_record_batch(schema).num_rows

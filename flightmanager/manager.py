@@ -1,0 +1,369 @@
+"""SparkFlightManager: runs a DataFrame so that its result lands, as Arrow, on the nodes.
+
+``submit`` starts the Spark job asynchronously and returns at once with the result's
+schema and one :class:`Endpoint` per node; executors push every partition to a
+node's internal Flight server; ``stream`` hands out what a node holds, as it
+arrives.  No process ever collects a result: the driver only sees one summary row
+per partition.
+"""
+
+from __future__ import annotations
+
+import abc
+import heapq
+import logging
+import secrets
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+import pyarrow as pa
+
+from flightmanager.budget import ByteBudget
+from flightmanager.errors import (
+    FlightManagerError,
+    NotOwner,
+    QueryCancelled,
+    QueryFailed,
+    ResultNotFound,
+)
+from flightmanager.flight.wire import EncodedBatch
+from flightmanager.push import SUMMARY_DDL, PushTarget, pusher
+from flightmanager.query import QueryState, transition
+from flightmanager.spool import ResultSpool
+from flightmanager.spark_failures import describe_failure
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A member of the cluster: where clients read and where executors push."""
+
+    node_id: str
+    public_uri: str
+    internal_uri: str
+    host: str
+
+    def push_target(self) -> PushTarget:
+        return PushTarget(self.node_id, self.internal_uri, self.host)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One node's share of a result."""
+
+    node: Node
+    query_id: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Submitted:
+    query_id: str
+    schema: pa.Schema
+    endpoints: tuple[Endpoint, ...]
+    ordered: bool
+
+
+@dataclass
+class QueryRecord:
+    """What a node knows of a query it coordinates or serves."""
+
+    query_id: str
+    owner: str
+    sql: str
+    schema: pa.Schema
+    ordered: bool
+    created: float
+    expires_at: float
+    state: QueryState = QueryState.PENDING
+    error: FlightManagerError | None = None
+    finished_at: float | None = None
+    spool: ResultSpool | None = field(default=None, repr=False)
+
+    def move(self, target: QueryState) -> None:
+        self.state = transition(self.state, target)
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    memory_budget: int = 512 * 1024 * 1024
+    disk_budget: int = 64 * 1024 * 1024 * 1024
+    spill_dir: Path = Path("work/spill")
+    result_ttl: float = 600.0
+    #: finished and failed queries kept for status pages after their results expire
+    history: int = 200
+
+
+class SparkFlightManager(abc.ABC):
+    """Distributes DataFrame results over the nodes and streams them back by ticket."""
+
+    @abc.abstractmethod
+    def submit(self, df: "DataFrame", *, owner: str, sql: str, ordered: bool) -> Submitted: ...
+
+    @abc.abstractmethod
+    def publish(
+        self, schema: pa.Schema, batches: Iterable[pa.RecordBatch], *, owner: str, sql: str
+    ) -> Submitted: ...
+
+    @abc.abstractmethod
+    def stream(self, query_id: str, user: str) -> tuple[pa.Schema, Iterator[EncodedBatch]]: ...
+
+    @abc.abstractmethod
+    def cancel(self, query_id: str, user: str) -> QueryState: ...
+
+    @abc.abstractmethod
+    def renew(self, query_id: str, user: str) -> float: ...
+
+    @abc.abstractmethod
+    def close(self, query_id: str, user: str) -> None: ...
+
+    @abc.abstractmethod
+    def queries(self) -> list[QueryRecord]: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+
+class LocalFlightManager(SparkFlightManager):
+    """One node: executors push every partition to this node's internal server."""
+
+    def __init__(self, spark: "SparkSession", node: Node, secret: str, settings: SpoolSettings) -> None:
+        self.spark = spark
+        self.node = node
+        self.secret = secret
+        self.settings = settings
+        self.memory = ByteBudget("memory", settings.memory_budget)
+        self.disk = ByteBudget("spill disk", settings.disk_budget)
+        self._lock = threading.Condition()
+        self._records: dict[str, QueryRecord] = {}
+        self._expiry: list[tuple[float, str]] = []
+        self._stopping = False
+        shutil.rmtree(settings.spill_dir, ignore_errors=True)
+        settings.spill_dir.mkdir(parents=True, exist_ok=True)
+        self._reaper = threading.Thread(target=self._reap, name="result-expiry", daemon=True)
+        self._reaper.start()
+
+    def exhausted(self, query_id: str) -> None:
+        """A budget ran out while holding this query: stop its job."""
+        self.spark.sparkContext.cancelJobGroup(query_id)
+
+    # -- registry ------------------------------------------------------------
+    def spool_of(self, query_id: str) -> ResultSpool | None:
+        record = self._records.get(query_id)
+        return None if record is None else record.spool
+
+    def record(self, query_id: str, user: str | None = None) -> QueryRecord:
+        record = self._records.get(query_id)
+        if record is None:
+            raise ResultNotFound(f"no result {query_id} on this node (unknown, or expired)")
+        if user is not None and record.owner != user:
+            raise NotOwner(f"result {query_id} belongs to another user")
+        return record
+
+    def queries(self) -> list[QueryRecord]:
+        return sorted(self._records.values(), key=lambda r: r.created, reverse=True)
+
+    def _register(self, owner: str, sql: str, schema: pa.Schema, ordered: bool) -> QueryRecord:
+        query_id = uuid.uuid4().hex
+        now = time.time()
+        record = QueryRecord(
+            query_id, owner, sql, schema, ordered, now, now + self.settings.result_ttl
+        )
+        record.spool = ResultSpool(
+            query_id,
+            schema,
+            memory=self.memory,
+            disk=self.disk,
+            spill_dir=self.settings.spill_dir / query_id,
+            claim=lambda partition, attempt: True,  # one node: the spool keeps the first
+            ordered=ordered,
+        )
+        with self._lock:
+            self._records[query_id] = record
+            heapq.heappush(self._expiry, (record.expires_at, query_id))
+            self._lock.notify_all()
+        return record
+
+    def _endpoints(self, record: QueryRecord) -> tuple[Endpoint, ...]:
+        return (Endpoint(self.node, record.query_id, record.expires_at),)
+
+    # -- running -------------------------------------------------------------
+    def submit(self, df: "DataFrame", *, owner: str, sql: str, ordered: bool) -> Submitted:
+        schema = arrow_schema(df)
+        record = self._register(owner, sql, schema, ordered)
+        thread = threading.Thread(
+            target=self._run, args=(record, df), name=f"query-{record.query_id[:8]}", daemon=True
+        )
+        record.move(QueryState.RUNNING)
+        thread.start()
+        return Submitted(record.query_id, schema, self._endpoints(record), ordered)
+
+    def _run(self, record: QueryRecord, df: "DataFrame") -> None:
+        sc = self.spark.sparkContext
+        query_id = record.query_id
+        sc.setJobGroup(query_id, f"{record.owner}: {record.sql[:200]}", interruptOnCancel=True)
+        spool = record.spool
+        assert spool is not None
+        try:
+            push = pusher(query_id, [self.node.push_target()], self.secret)
+            summary = df.mapInArrow(push, SUMMARY_DDL).collect()
+            manifest = {
+                row["partition"]: (row["rows"] if row["committed"] else -1)
+                for row in summary
+                if row["node"] == self.node.node_id
+            }
+            spool.finish(manifest)
+            with self._lock:
+                if record.state is QueryState.RUNNING:
+                    record.move(QueryState.FINISHED)
+                    record.finished_at = time.time()
+            log.info(
+                "query %s finished: %d partitions, %d rows",
+                query_id, len(manifest), sum(max(r, 0) for r in manifest.values()),
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure ends the query
+            self._fail(record, exc)
+        finally:
+            sc.setLocalProperty("spark.jobGroup.id", None)
+
+    def _fail(self, record: QueryRecord, exc: BaseException) -> None:
+        with self._lock:
+            if record.state is QueryState.CANCELLED:
+                error: FlightManagerError = QueryCancelled(f"query {record.query_id} was cancelled")
+            elif record.spool is not None and record.spool.error is not None:
+                error = record.spool.error  # the node's own verdict (a budget) names the cause
+            else:
+                error = describe_failure(exc, record.query_id)
+                if record.state.can_move_to(QueryState.FAILED):
+                    record.move(QueryState.FAILED)
+            record.error = error
+            record.finished_at = time.time()
+        if record.spool is not None:
+            record.spool.fail(error)
+        log.warning("query %s failed: %s", record.query_id, error.message)
+
+    def publish(
+        self, schema: pa.Schema, batches: Iterable[pa.RecordBatch], *, owner: str, sql: str
+    ) -> Submitted:
+        """Serve a result the driver already holds (a command's output, metadata)."""
+        record = self._register(owner, sql, schema, True)
+        spool = record.spool
+        assert spool is not None
+        writer = spool.begin(0, 0)
+        try:
+            for batch in batches:
+                if batch.schema != schema:
+                    batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                writer.append(EncodedBatch.from_record_batch(batch))
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+        spool.finish({0: writer.rows})
+        record.move(QueryState.RUNNING)
+        record.move(QueryState.FINISHED)
+        record.finished_at = time.time()
+        return Submitted(record.query_id, schema, self._endpoints(record), True)
+
+    # -- reading and lifecycle -------------------------------------------------
+    def stream(self, query_id: str, user: str) -> tuple[pa.Schema, Iterator[EncodedBatch]]:
+        record = self.record(query_id, user)
+        if record.state is QueryState.EXPIRED or record.spool is None:
+            raise ResultNotFound(f"result {query_id} expired")
+        if record.error is not None:
+            raise record.error
+        return record.schema, record.spool.batches()
+
+    def cancel(self, query_id: str, user: str) -> QueryState:
+        record = self.record(query_id, user)
+        with self._lock:
+            if record.state in (QueryState.PENDING, QueryState.RUNNING):
+                record.move(QueryState.CANCELLED)
+                record.error = QueryCancelled(f"query {query_id} was cancelled")
+            else:
+                return record.state
+        self.spark.sparkContext.cancelJobGroup(query_id)
+        if record.spool is not None:
+            record.spool.fail(record.error)
+        return record.state
+
+    def renew(self, query_id: str, user: str) -> float:
+        record = self.record(query_id, user)
+        if record.state is QueryState.EXPIRED:
+            raise ResultNotFound(f"result {query_id} expired")
+        with self._lock:
+            record.expires_at = time.time() + self.settings.result_ttl
+            heapq.heappush(self._expiry, (record.expires_at, query_id))
+            self._lock.notify_all()
+        return record.expires_at
+
+    def close(self, query_id: str, user: str) -> None:
+        record = self.record(query_id, user)
+        if record.state in (QueryState.PENDING, QueryState.RUNNING):
+            self.cancel(query_id, user)
+        self._expire(record, "closed")
+
+    def _expire(self, record: QueryRecord, reason: str) -> None:
+        with self._lock:
+            if record.state is QueryState.EXPIRED:
+                return
+            if record.state in (QueryState.PENDING, QueryState.RUNNING):
+                self.spark.sparkContext.cancelJobGroup(record.query_id)
+            record.state = QueryState.EXPIRED
+            spool, record.spool = record.spool, None
+        if spool is not None:
+            spool.close(reason)
+        log.info("query %s result %s; spool freed", record.query_id, reason)
+
+    def _reap(self) -> None:
+        """Expire results when their time comes (a timed wait, not a polling loop)."""
+        with self._lock:
+            while not self._stopping:
+                now = time.time()
+                while self._expiry and self._expiry[0][0] <= now:
+                    _, query_id = heapq.heappop(self._expiry)
+                    record = self._records.get(query_id)
+                    if record is not None and record.expires_at <= now:
+                        self._lock.release()
+                        try:
+                            self._expire(record, "expired")
+                        finally:
+                            self._lock.acquire()
+                self._forget_old()
+                timeout = self._expiry[0][0] - time.time() if self._expiry else None
+                self._lock.wait(timeout)
+
+    def _forget_old(self) -> None:
+        expired = [r for r in self._records.values() if r.state is QueryState.EXPIRED]
+        for record in sorted(expired, key=lambda r: r.created)[: max(0, len(expired) - self.settings.history)]:
+            del self._records[record.query_id]
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+        for record in list(self._records.values()):
+            self._expire(record, "closed: node stopping")
+
+
+def arrow_schema(df: "DataFrame") -> pa.Schema:
+    """The Arrow schema Spark's Arrow path produces for ``df`` (session time zone)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    conf = df.sparkSession.conf
+    timezone = conf.get("spark.sql.session.timeZone")
+    large = (conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false") or "false").lower() == "true"
+    return to_arrow_schema(df.schema, timezone=timezone, prefers_large_types=large)
+
+
+def new_secret() -> str:
+    return secrets.token_hex(32)

@@ -1,0 +1,271 @@
+"""What a node holds of one result: committed partitions, in memory or spilled to disk.
+
+Executors push each partition attempt through a :class:`PartitionWriter`.  Batches stay
+in memory while the node's memory budget allows and go to an Arrow IPC stream file
+beyond it.  An attempt becomes visible only when it commits, and only the first
+attempt of a partition to commit is kept (``claim``).  Readers
+(:meth:`ResultSpool.batches`) stream committed partitions as they arrive and end
+exactly when the node's manifest has been delivered, or fail with the query's error.
+A spool is re-readable until it is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+import pyarrow as pa
+
+from flightmanager.budget import ByteBudget
+from flightmanager.errors import FlightManagerError, ResultNotFound
+from flightmanager.flight.wire import EncodedBatch
+
+log = logging.getLogger(__name__)
+
+#: decides whether an attempt of a partition may commit (first wins)
+Claim = Callable[[int, int], bool]
+
+
+@dataclass
+class StoredPartition:
+    """One committed partition attempt."""
+
+    partition: int
+    attempt: int
+    in_memory: list[EncodedBatch] = field(default_factory=list)
+    spill_path: Path | None = None
+    spilled_rows: list[int] = field(default_factory=list)
+    rows: int = 0
+    memory_bytes: int = 0
+    disk_bytes: int = 0
+
+    def batches(self) -> Iterator[EncodedBatch]:
+        yield from self.in_memory
+        if self.spill_path is not None:
+            with pa.memory_map(str(self.spill_path)) as source:
+                reader = pa.ipc.MessageReader.open_stream(source)
+                reader.read_next_message()  # the schema
+                for rows in self.spilled_rows:
+                    message = reader.read_next_message()
+                    yield EncodedBatch(
+                        message.metadata.to_pybytes(), message.body.to_pybytes(), rows
+                    )
+
+
+class PartitionWriter:
+    """Receives the batches of one partition attempt; invisible until committed."""
+
+    def __init__(self, spool: "ResultSpool", partition: int, attempt: int) -> None:
+        self._spool = spool
+        self._stored = StoredPartition(partition, attempt)
+        self._spill_file: pa.NativeFile | None = None
+        self._done = False
+
+    @property
+    def rows(self) -> int:
+        return self._stored.rows
+
+    def append(self, batch: EncodedBatch) -> None:
+        spool = self._spool
+        spool.check_open()
+        stored = self._stored
+        size = batch.nbytes
+        if self._spill_file is None and spool.memory.try_take(size):
+            stored.in_memory.append(batch)
+            stored.memory_bytes += size
+        else:
+            spool.disk.take(size)
+            stored.disk_bytes += size
+            if self._spill_file is None:
+                self._open_spill()
+            assert self._spill_file is not None
+            self._spill_file.write(batch.to_ipc())
+            stored.spilled_rows.append(batch.rows)
+        stored.rows += batch.rows
+
+    def _open_spill(self) -> None:
+        stored = self._stored
+        path = self._spool.spill_dir / f"p{stored.partition:06d}-a{stored.attempt}.arrows"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._spill_file = pa.OSFile(str(path), "wb")
+        self._spill_file.write(self._spool.schema.serialize())
+        stored.spill_path = path
+
+    def _close_spill(self) -> None:
+        if self._spill_file is not None:
+            self._spill_file.write(b"\xff\xff\xff\xff\x00\x00\x00\x00")  # end of stream
+            self._spill_file.close()
+            self._spill_file = None
+
+    def commit(self) -> bool:
+        """Make this attempt visible; False if another attempt of the partition won."""
+        if self._done:
+            raise RuntimeError("partition attempt already ended")
+        self._done = True
+        self._close_spill()
+        return self._spool._commit(self._stored)
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._close_spill()
+        self._spool._release(self._stored)
+
+
+class ResultSpool:
+    """The part of one query's result held by this node."""
+
+    def __init__(
+        self,
+        query_id: str,
+        schema: pa.Schema,
+        *,
+        memory: ByteBudget,
+        disk: ByteBudget,
+        spill_dir: Path,
+        claim: Claim,
+        ordered: bool = False,
+    ) -> None:
+        self.query_id = query_id
+        self.schema = schema
+        self.memory = memory
+        self.disk = disk
+        self.spill_dir = spill_dir
+        self.ordered = ordered
+        self._claim = claim
+        self._cond = threading.Condition()
+        self._partitions: dict[int, StoredPartition] = {}
+        self._commit_order: list[int] = []
+        self._manifest: dict[int, int] | None = None
+        self._error: FlightManagerError | None = None
+        self._closed: str | None = None
+        self.rows_served = 0
+        self.bytes_served = 0
+
+    # -- writing --------------------------------------------------------------
+    def begin(self, partition: int, attempt: int) -> PartitionWriter:
+        self.check_open()
+        return PartitionWriter(self, partition, attempt)
+
+    def check_open(self) -> None:
+        if self._closed is not None:
+            raise ResultNotFound(f"result of query {self.query_id} is {self._closed}")
+        if self._error is not None:
+            raise self._error
+
+    def _commit(self, stored: StoredPartition) -> bool:
+        with self._cond:
+            usable = (
+                self._closed is None
+                and self._error is None
+                and stored.partition not in self._partitions
+                and self._claim(stored.partition, stored.attempt)
+            )
+            if usable:
+                self._partitions[stored.partition] = stored
+                self._commit_order.append(stored.partition)
+                self._cond.notify_all()
+        if not usable:
+            self._release(stored)
+        return usable
+
+    def _release(self, stored: StoredPartition) -> None:
+        self.memory.give_back(stored.memory_bytes)
+        stored.in_memory.clear()
+        stored.memory_bytes = 0
+        if stored.spill_path is not None:
+            self.disk.give_back(stored.disk_bytes)
+            stored.disk_bytes = 0
+            try:
+                os.unlink(stored.spill_path)
+            except FileNotFoundError:
+                pass
+
+    # -- the end of the job ---------------------------------------------------
+    def finish(self, manifest: Mapping[int, int]) -> None:
+        """The job succeeded; ``manifest`` maps each partition this node serves to its rows."""
+        with self._cond:
+            self._manifest = dict(manifest)
+            self._cond.notify_all()
+
+    def fail(self, error: FlightManagerError) -> None:
+        with self._cond:
+            if self._error is None and self._closed is None:
+                self._error = error
+            self._cond.notify_all()
+
+    def close(self, reason: str = "closed") -> None:
+        with self._cond:
+            if self._closed is not None:
+                return
+            self._closed = reason
+            partitions = list(self._partitions.values())
+            self._partitions.clear()
+            self._cond.notify_all()
+        for stored in partitions:
+            self._release(stored)
+
+    @property
+    def error(self) -> FlightManagerError | None:
+        return self._error
+
+    @property
+    def finished(self) -> bool:
+        return self._manifest is not None
+
+    @property
+    def rows_held(self) -> int:
+        return sum(p.rows for p in list(self._partitions.values()))
+
+    # -- reading --------------------------------------------------------------
+    def _next_partition(self, served: set[int], position: int) -> StoredPartition | None:
+        if self.ordered:
+            return self._partitions.get(position) if position not in served else None
+        for pid in self._commit_order[len(served):]:
+            return self._partitions.get(pid)
+        return None
+
+    def _complete(self, served: set[int]) -> bool:
+        return self._manifest is not None and set(self._manifest) <= served
+
+    def batches(self) -> Iterator[EncodedBatch]:
+        """Every batch of this node's share, as partitions commit; ends with the manifest."""
+        served: set[int] = set()
+        position = 0
+        while True:
+            with self._cond:
+                while True:
+                    self.check_open()
+                    stored = self._next_partition(served, position)
+                    if stored is not None:
+                        break
+                    if self._complete(served):
+                        self._check_manifest(served)
+                        return
+                    if self.ordered and self._manifest is not None and position not in self._manifest:
+                        # ordered results are served by index; skip partitions held elsewhere
+                        position += 1
+                        continue
+                    self._cond.wait()
+            for batch in stored.batches():
+                self.check_open()
+                self.rows_served += batch.rows
+                self.bytes_served += batch.nbytes
+                yield batch
+            served.add(stored.partition)
+            position += 1
+
+    def _check_manifest(self, served: set[int]) -> None:
+        assert self._manifest is not None
+        for pid, rows in self._manifest.items():
+            held = self._partitions.get(pid)
+            if held is None or (rows >= 0 and held.rows != rows):
+                raise FlightManagerError(
+                    f"result of query {self.query_id} is incomplete: partition {pid} "
+                    f"should hold {rows} rows, holds {None if held is None else held.rows}"
+                )

@@ -1,0 +1,203 @@
+"""Authentication of Flight calls from their ``authorization`` header.
+
+Clients log in with ``authorization: Basic base64(user:password)`` (on the
+Handshake call or on any call) and receive ``authorization: Bearer <token>`` in
+the response headers; later calls carry that bearer token.  Tokens are signed
+with a secret shared by all nodes (:func:`load_or_create_secret`), so any node
+accepts a token issued by another.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import secrets
+import stat
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from flightsql.auth.tokens import ANONYMOUS, Principal, TokenSigner
+from flightsql.auth.users import PathLike, UserStore
+from flightsql.errors import Unauthenticated
+
+_LOG = logging.getLogger(__name__)
+
+AUTHORIZATION = "authorization"
+SECRET_BYTES = 32
+
+LOGIN_REQUIRED = (
+    "authentication required: log in with user and password (Basic) or a bearer token"
+)
+INVALID_CREDENTIALS = "invalid user or password"
+MAX_HEADER_CHARS = 8192
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """The principal of a call and the headers to add to its response."""
+
+    principal: Principal
+    response_headers: tuple[tuple[str, str], ...] = ()
+
+
+def _header(metadata: Mapping[str, str]) -> str | None:
+    """Return the ``authorization`` header value, matching the name in any case."""
+    value = metadata.get(AUTHORIZATION)
+    if value is None:
+        for name, candidate in metadata.items():
+            if isinstance(name, str) and name.lower() == AUTHORIZATION:
+                value = candidate
+                break
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Unauthenticated("authorization header is not valid UTF-8") from None
+    if value is not None and not isinstance(value, str):
+        raise Unauthenticated("authorization header malformed")
+    return value
+
+
+def _split(value: str) -> tuple[str, str]:
+    """Split a header value into its lowercased scheme and its parameter."""
+    scheme, _, param = value.strip().partition(" ")
+    return scheme.lower(), param.strip()
+
+
+def _basic_credentials(param: str) -> tuple[str, str]:
+    """Decode ``base64(user:password)``; raise :class:`Unauthenticated` if malformed."""
+    if len(param) > MAX_HEADER_CHARS:
+        raise Unauthenticated("Basic credentials malformed: too long")
+    try:
+        text = base64.b64decode(param.encode("ascii"), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise Unauthenticated(
+            "Basic credentials malformed: not base64 of 'user:password'"
+        ) from None
+    user, sep, password = text.partition(":")
+    if not sep or not user:
+        raise Unauthenticated("Basic credentials malformed: expected 'user:password'")
+    return user, password
+
+
+class Authenticator:
+    """Decides who a call runs as; ``users=None`` disables authentication."""
+
+    def __init__(self, users: UserStore | None, signer: TokenSigner) -> None:
+        self.users = users
+        self.signer = signer
+
+    @property
+    def enabled(self) -> bool:
+        """Whether calls must carry credentials."""
+        return self.users is not None
+
+    def _login_headers(
+        self, user: str, now: float | None
+    ) -> tuple[tuple[str, str], ...]:
+        """Response headers handing a fresh bearer token for ``user`` to the client."""
+        return ((AUTHORIZATION, f"Bearer {self.signer.issue(user, now)}"),)
+
+    def authenticate(
+        self, metadata: Mapping[str, str], now: float | None = None
+    ) -> AuthResult:
+        """Authenticate one call from its request metadata.
+
+        Raises :class:`Unauthenticated` for missing, malformed or wrong credentials
+        and for invalid or expired tokens; never any other exception for bad input.
+        """
+        if self.users is None:
+            return self._anonymous(metadata, now)
+        value = _header(metadata)
+        if value is None:
+            raise Unauthenticated(LOGIN_REQUIRED)
+        scheme, param = _split(value)
+        if scheme == "bearer":
+            if not param:
+                raise Unauthenticated("bearer token missing")
+            return AuthResult(self.signer.verify(param, now))
+        if scheme == "basic":
+            user, password = _basic_credentials(param)
+            if not self.users.verify(user, password):
+                raise Unauthenticated(INVALID_CREDENTIALS)
+            return AuthResult(Principal(user, None), self._login_headers(user, now))
+        raise Unauthenticated(LOGIN_REQUIRED)
+
+    def _anonymous(self, metadata: Mapping[str, str], now: float | None) -> AuthResult:
+        """With authentication disabled: anonymous, but answer logins with a token."""
+        try:
+            value = _header(metadata)
+            if value is None:
+                return AuthResult(ANONYMOUS)
+            scheme, param = _split(value)
+            if scheme != "basic":
+                return AuthResult(ANONYMOUS)
+            user, _ = _basic_credentials(param)
+        except Unauthenticated:
+            return AuthResult(ANONYMOUS)
+        return AuthResult(ANONYMOUS, self._login_headers(user, now))
+
+
+def _parse_secret(text: str, path: Path) -> bytes:
+    """Decode the hex secret read from ``path``; raise ``ValueError`` if malformed."""
+    try:
+        secret = bytes.fromhex(text.strip())
+    except ValueError:
+        secret = b""
+    if len(secret) != SECRET_BYTES:
+        raise ValueError(
+            f"{path}: token secret must be {SECRET_BYTES} bytes written as "
+            f"{2 * SECRET_BYTES} hex digits"
+        )
+    return secret
+
+
+def load_or_create_secret(path: PathLike) -> bytes:
+    """Return the token secret stored in ``path``, creating it (mode 0600) if absent.
+
+    All nodes of a cluster must use the same secret so that each accepts the
+    tokens of the others.  Creation is atomic: concurrent creators agree on one
+    secret (the first one linked into place wins).
+    """
+    p = Path(path)
+    if not p.exists():
+        _create_secret(p)
+    mode = stat.S_IMODE(p.stat().st_mode)
+    if mode & 0o077:
+        _LOG.warning("token secret %s is readable by others (mode %o)", p, mode)
+    return _parse_secret(p.read_text(encoding="ascii", errors="replace"), p)
+
+
+def _create_secret(path: Path) -> None:
+    """Write a fresh random secret to ``path`` unless another writer got there first."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            os.fchmod(out.fileno(), 0o600)
+            out.write(secrets.token_hex(SECRET_BYTES) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:
+            _create_exclusive(path, Path(tmp).read_text(encoding="ascii"))
+    finally:
+        os.unlink(tmp)
+
+
+def _create_exclusive(path: Path, text: str) -> None:
+    """Fallback for file systems without hard links: create ``path`` exclusively."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())

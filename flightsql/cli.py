@@ -1,0 +1,141 @@
+"""The ``flightsql`` command: ``serve`` a node, manage ``users``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from flightsql.settings import Settings, load, parse_size
+
+_DEFAULTS = Settings()
+
+
+def _conf(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--conf takes key=value, got {value!r}")
+    return key.strip(), val
+
+
+def _size(value: str) -> int:
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a size: {value!r}") from exc
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="flightsql", description="Arrow Flight SQL on Apache Spark.")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="start a node",
+        description="Start a node: a Spark driver with a public Flight SQL server. "
+        "Every option can also be set as an environment variable FLIGHTSQL_<OPTION> "
+        "(for example FLIGHTSQL_PORT=31337).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve.add_argument("--host", default=_DEFAULTS.host, help="address of the public Flight SQL server")
+    serve.add_argument("--port", type=int, default=_DEFAULTS.port, help="port of the public Flight SQL server (0: any)")
+    serve.add_argument("--internal-port", type=int, default=_DEFAULTS.internal_port,
+                       help="port of the internal server executors push results to (0: any)")
+    serve.add_argument("--advertise-host", default=None,
+                       help="host name clients use to reach this node (default: --host, or the host name)")
+    serve.add_argument("--master", default=_DEFAULTS.master, help="Spark master URL")
+    serve.add_argument("--conf", type=_conf, action="append", default=[], metavar="KEY=VALUE",
+                       help="a Spark setting (repeatable)")
+    serve.add_argument("--work-dir", type=Path, default=_DEFAULTS.work_dir,
+                       help="directory for spills, staging, the warehouse and the cluster secret")
+    serve.add_argument("--users", dest="users_file", type=Path, default=None,
+                       help="users file (argon2 hashes) enabling authentication")
+    serve.add_argument("--secret-file", type=Path, default=None,
+                       help="shared secret signing tokens and pushes (default: WORK_DIR/cluster.secret)")
+    serve.add_argument("--allow-unauthenticated-remote", action="store_true", default=None,
+                       help="listen on a non-loopback address without a users file")
+    serve.add_argument("--memory-budget", type=_size, default=_DEFAULTS.memory_budget,
+                       help="bytes of results held in memory before spilling to disk (e.g. 512m)")
+    serve.add_argument("--disk-budget", type=_size, default=_DEFAULTS.disk_budget,
+                       help="bytes of spilled results on disk before queries fail with RESOURCE_EXHAUSTED")
+    serve.add_argument("--result-ttl", type=float, default=_DEFAULTS.result_ttl,
+                       help="seconds a result stays readable (RenewFlightEndpoint extends it)")
+    serve.add_argument("--token-ttl", type=int, default=_DEFAULTS.token_ttl, help="seconds a bearer token is valid")
+    serve.add_argument("--demo", action="store_true", default=None,
+                       help="create the demo.trips table (100,000 rows) at start")
+    serve.add_argument("--log-level", default=_DEFAULTS.log_level, help="DEBUG, INFO, WARNING or ERROR")
+
+    users = commands.add_parser("users", help="manage the users file")
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    add = users_commands.add_parser("add", help="add a user or change a password")
+    add.add_argument("file", type=Path)
+    add.add_argument("user")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    return root
+
+
+def _serve(args: argparse.Namespace) -> int:
+    flags = {
+        "host": args.host, "port": args.port, "internal_port": args.internal_port,
+        "advertise_host": args.advertise_host, "master": args.master, "conf": tuple(args.conf),
+        "work_dir": args.work_dir, "users_file": args.users_file, "secret_file": args.secret_file,
+        "allow_unauthenticated_remote": args.allow_unauthenticated_remote,
+        "memory_budget": args.memory_budget, "disk_budget": args.disk_budget,
+        "result_ttl": args.result_ttl, "token_ttl": args.token_ttl, "demo": args.demo,
+        "log_level": args.log_level,
+    }
+    settings = load(flags)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "pyspark"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings.check()
+    except ValueError as exc:
+        print(f"flightsql serve: {exc}", file=sys.stderr)
+        return 2
+    from flightsql.server.node import FlightSqlNode
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    node = FlightSqlNode(settings).start()
+    stop.wait()
+    node.stop()
+    return 0
+
+
+def _users(args: argparse.Namespace) -> int:
+    from flightsql.auth import add_user
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.user}: ")
+        if getpass.getpass("again: ") != password:
+            print("flightsql users add: passwords differ", file=sys.stderr)
+            return 2
+    added = add_user(args.file, args.user, password)
+    print(f"{'added' if added else 'updated'} {args.user} in {args.file}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "users":
+        return _users(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Bulk ingest (CommandStatementIngest): stage the uploaded stream, then load it.
+
+The stream is written to a Parquet file as it arrives (never held whole in memory),
+then Spark loads it into the target table according to the table definition
+options: ADBC's create, append, replace and create_append modes map onto
+(if_not_exist, if_exists) pairs.  Temporary tables are session views over their
+own staging directory, which later appends extend.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flightsql.errors import AlreadyExists, InvalidArgument, NotFound, Unimplemented
+from flightsql.protocol.commands import CommandStatementIngest
+from flightsql.server.metadata import quote
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def stage(batches: Iterator[pa.RecordBatch], schema: pa.Schema, directory: Path) -> tuple[Path, int]:
+    """Write the uploaded batches to one Parquet file in ``directory``; returns (file, rows)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"part-{uuid.uuid4().hex}.parquet"
+    rows = 0
+    with pq.ParquetWriter(str(path), schema, coerce_timestamps="us", allow_truncated_timestamps=True) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return path, rows
+
+
+def target_name(command: CommandStatementIngest) -> str:
+    if not command.table:
+        raise InvalidArgument("CommandStatementIngest needs a target table name")
+    if command.temporary:
+        if command.catalog or command.schema:
+            raise InvalidArgument("a temporary table takes no catalog or schema")
+        return quote(command.table)
+    parts = [p for p in (command.catalog, command.schema, command.table) if p]
+    return ".".join(quote(p) for p in parts)
+
+
+def load(
+    spark: "SparkSession", command: CommandStatementIngest, staged: Path, rows: int, temp_root: Path
+) -> int:
+    """Load a staged Parquet file into the target table; returns rows ingested."""
+    if command.transaction_id:
+        raise Unimplemented("CommandStatementIngest: transactions are not supported")
+    name = target_name(command)
+    if_not_exist = command.if_not_exist if command.if_not_exist != "unspecified" else "create"
+    if_exists = command.if_exists if command.if_exists != "unspecified" else "fail"
+    exists = spark.catalog.tableExists(name)
+    if exists and if_exists == "fail":
+        raise AlreadyExists(f"table {name} already exists")
+    if not exists and if_not_exist == "fail":
+        raise NotFound(f"table {name} does not exist")
+    if command.temporary:
+        return _load_temporary(spark, name, command.table, staged, rows, exists, if_exists, temp_root)
+    df = spark.read.parquet(str(staged))
+    if not exists or if_exists == "replace":
+        df.write.mode("overwrite").saveAsTable(name) if exists else df.write.saveAsTable(name)
+    else:
+        columns = spark.table(name).columns
+        if len(columns) != len(df.columns):
+            raise InvalidArgument(
+                f"cannot append {len(df.columns)} columns to {name}, which has {len(columns)}"
+            )
+        df.write.insertInto(name)
+    return rows
+
+
+def _load_temporary(
+    spark: "SparkSession", name: str, table: str, staged: Path, rows: int,
+    exists: bool, if_exists: str, temp_root: Path,
+) -> int:
+    directory = temp_root / f"{id(spark)}-{table}"
+    if not exists or if_exists == "replace":
+        shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    staged.rename(directory / staged.name)
+    spark.read.parquet(str(directory)).createOrReplaceTempView(table)
+    return rows

@@ -1,0 +1,112 @@
+"""A node: a Spark driver, the public Flight SQL server, the internal server, the manager."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from dataclasses import dataclass
+
+from flightmanager.flight.service import start_server
+from flightmanager.internal import InternalFlightService
+from flightmanager.manager import LocalFlightManager, Node, SpoolSettings, new_secret
+from flightsql.auth import Authenticator, TokenSigner, UserStore, load_or_create_secret
+from flightsql.server.service import FlightSqlService
+from flightsql.settings import Settings
+
+log = logging.getLogger("flightsql.node")
+
+VERSION = "0.1.0"
+
+
+def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
+    # Executors' Python workers must use this interpreter (it has pyarrow and us).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.appName(f"flightsql-{settings.port}")
+        .master(settings.master)
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.warehouse.dir", str((settings.work_dir / "warehouse").resolve()))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={(settings.work_dir / 'derby').resolve()}")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
+        .config("spark.sql.execution.pythonUDF.arrow.enabled", "true")
+    )
+    for key, value in settings.conf:
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+@dataclass
+class FlightSqlNode:
+    settings: Settings
+
+    def start(self) -> "FlightSqlNode":
+        settings = self.settings
+        settings.check()
+        work = settings.work_dir.resolve()
+        work.mkdir(parents=True, exist_ok=True)
+        self.spark = build_spark(settings)
+        secret_file = settings.secret_file or work / "cluster.secret"
+        secret = load_or_create_secret(secret_file)
+        users = UserStore.load(settings.users_file) if settings.users_file else None
+        if users is None:
+            log.warning("authentication is off (no --users file): listening on %s only", settings.host)
+        authenticator = Authenticator(users, TokenSigner(secret, settings.token_ttl))
+        push_secret = secret.hex()
+
+        holder: dict[str, LocalFlightManager] = {}
+        internal = InternalFlightService(
+            push_secret,
+            lambda query_id: holder["manager"].spool_of(query_id),
+            lambda query_id: holder["manager"].exhausted(query_id),
+        )
+        internal_host = "127.0.0.1" if settings.master.startswith("local") else "0.0.0.0"
+        self.internal_server, internal_port = start_server(internal, internal_host, settings.internal_port)
+        node = Node(
+            node_id=f"{socket.gethostname()}:{settings.port}",
+            public_uri=f"grpc://{_uri_host(settings.public_host)}:{settings.port}",
+            internal_uri=f"grpc://{_uri_host('127.0.0.1' if internal_host == '127.0.0.1' else settings.public_host)}:{internal_port}",
+            host=socket.gethostname(),
+        )
+        self.manager = LocalFlightManager(
+            self.spark,
+            node,
+            push_secret,
+            SpoolSettings(
+                memory_budget=settings.memory_budget,
+                disk_budget=settings.disk_budget,
+                spill_dir=work / "spill",
+                result_ttl=settings.result_ttl,
+            ),
+        )
+        holder["manager"] = self.manager
+        if settings.demo:
+            from flightsql.demo import create_demo_tables
+
+            create_demo_tables(self.spark)
+        self.service = FlightSqlService(self.spark, self.manager, authenticator, work / "staging", VERSION)
+        self.public_server, port = start_server(self.service, settings.host, settings.port)
+        self.port = port
+        self.node = node
+        log.info(
+            "ready: Flight SQL at %s (internal %s, Spark %s, master %s)",
+            node.public_uri, node.internal_uri, self.spark.version, settings.master,
+        )
+        return self
+
+    def stop(self) -> None:
+        log.info("stopping")
+        self.public_server.stop(grace=2).wait()
+        self.manager.stop()
+        self.internal_server.stop(grace=0).wait()
+        self.spark.stop()
+        log.info("stopped")
+
+
+def _uri_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,405 @@
+"""The public Flight SQL service: RPCs matched on typed commands.
+
+Every result (a query's, a command's output, catalog metadata) is handed to the
+flightmanager and read back by a ticket with DoGet, so there is one read path.
+Handlers never touch protobuf for Flight SQL messages: ``flightsql.protocol``
+decodes commands and encodes results.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+import grpc
+import pyarrow as pa
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from flightmanager.flight import Flight_pb2 as pb
+from flightmanager.flight.service import FlightService
+from flightmanager.flight.wire import (
+    decode_stream,
+    parse_flight_data,
+    schema_flight_data,
+    schema_from_message,
+    schema_to_bytes,
+)
+from flightmanager.manager import Submitted, arrow_schema
+from flightsql.auth import Authenticator, Principal
+from flightsql.catalog import schemas
+from flightsql.errors import InvalidArgument, Unimplemented
+from flightsql.protocol import commands as cmd
+from flightsql.protocol import results
+from flightsql.server import ingest, metadata
+from flightsql.server.prepared import PreparedStatement, PreparedStatements
+from flightsql.server.sessions import SESSION_COOKIE, ClientSession, Sessions
+from flightsql.server.statements import (
+    Statement,
+    StatementKind,
+    affected_rows,
+    classify,
+    dataframe,
+    is_ordered,
+    parameter_rows,
+    parameter_schema,
+)
+from flightsql.server.status import spark_status
+from flightsql.server.tickets import ResultTicket, StatementHandle
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from flightmanager.manager import SparkFlightManager
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+_ACTIONS = {
+    "CreatePreparedStatement": "Prepare a SQL statement; returns a handle and its schemas.",
+    "ClosePreparedStatement": "Release a prepared statement.",
+    "CancelFlightInfo": "Cancel the query behind a FlightInfo and free its result.",
+    "RenewFlightEndpoint": "Extend the expiration time of an endpoint.",
+    "SetSessionOptions": "Set catalog, schema or spark.* options for this session.",
+    "GetSessionOptions": "Read this session's options.",
+    "CloseSession": "Close this session.",
+    "CancelQuery": "Cancel a query (deprecated form of CancelFlightInfo).",
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    principal: Principal
+    session: ClientSession
+
+
+class FlightSqlService(FlightService):
+    error_mapper = staticmethod(spark_status)
+
+    def __init__(
+        self,
+        spark: "SparkSession",
+        manager: "SparkFlightManager",
+        authenticator: Authenticator,
+        staging_dir: "Path",
+        server_version: str,
+    ) -> None:
+        self.spark = spark
+        self.manager = manager
+        self.authenticator = authenticator
+        self.staging_dir = staging_dir
+        self.server_version = server_version
+        self.sessions = Sessions(spark)
+        self.prepared = PreparedStatements()
+        self._sql_info = None
+        self._sql_info_lock = threading.Lock()
+
+    # -- calls ---------------------------------------------------------------
+    def _call(self, context: grpc.ServicerContext) -> Call:
+        metadata = {k.lower(): v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        result = self.authenticator.authenticate(metadata)
+        headers = list(result.response_headers)
+        session_id = Sessions.session_id(metadata)
+        if headers:
+            context.send_initial_metadata(tuple(headers))
+        session = self.sessions.get(result.principal.user, session_id)
+        return Call(result.principal, session)
+
+    def handshake(self, requests: Iterator[pb.HandshakeRequest], context: grpc.ServicerContext) -> Iterable[pb.HandshakeResponse]:
+        self._call(context)
+        for _ in requests:
+            break
+        yield pb.HandshakeResponse()
+
+    # -- FlightInfo ------------------------------------------------------------
+    def get_flight_info(self, request: pb.FlightDescriptor, context: grpc.ServicerContext) -> pb.FlightInfo:
+        call = self._call(context)
+        command = _command(request)
+        submitted = self._flight(call, command)
+        return self._flight_info(request, submitted)
+
+    def _flight(self, call: Call, command: Any) -> Submitted:
+        spark = call.session.spark
+        user = call.principal.user
+        if isinstance(command, cmd.CommandStatementQuery):
+            _no_transactions(command.transaction_id, command.name)
+            return self._execute(call, classify(spark, command.query), None)
+        if isinstance(command, cmd.CommandPreparedStatementQuery):
+            prepared = self.prepared.get(command.handle, user)
+            rows = prepared.parameters
+            if len(rows) > 1:
+                raise InvalidArgument(f"a query takes one row of parameters; {len(rows)} were bound")
+            return self._execute(call, prepared.statement, rows[0] if rows else None)
+        table = self._metadata(spark, command)
+        return self.manager.publish(table.schema, table.to_batches(), owner=user, sql=command.name)
+
+    def _metadata(self, spark: "SparkSession", command: Any) -> pa.Table:
+        if isinstance(command, cmd.CommandGetCatalogs):
+            return metadata.catalogs(spark)
+        if isinstance(command, cmd.CommandGetDbSchemas):
+            return metadata.db_schemas(spark, command.catalog, command.db_schema_filter_pattern)
+        if isinstance(command, cmd.CommandGetTables):
+            return metadata.tables(
+                spark, command.catalog, command.db_schema_filter_pattern,
+                command.table_name_filter_pattern, command.table_types, command.include_schema,
+            )
+        if isinstance(command, cmd.CommandGetTableTypes):
+            return metadata.table_types()
+        if isinstance(command, cmd.CommandGetSqlInfo):
+            return self.sql_info().table(command.info)
+        if isinstance(command, cmd.CommandGetXdbcTypeInfo):
+            from flightsql.catalog.xdbc_types import xdbc_type_info
+
+            return xdbc_type_info(command.data_type)
+        if isinstance(command, cmd.CommandGetPrimaryKeys):
+            metadata.check_table(spark, command.catalog, command.db_schema, command.table)
+            return metadata.primary_keys()
+        if isinstance(command, (cmd.CommandGetExportedKeys, cmd.CommandGetImportedKeys)):
+            metadata.check_table(spark, command.catalog, command.db_schema, command.table)
+            return metadata.foreign_keys()
+        if isinstance(command, cmd.CommandGetCrossReference):
+            metadata.check_table(spark, command.pk_catalog, command.pk_db_schema, command.pk_table)
+            metadata.check_table(spark, command.fk_catalog, command.fk_db_schema, command.fk_table)
+            return metadata.foreign_keys()
+        if isinstance(command, cmd.CommandStatementSubstraitPlan):
+            raise Unimplemented("CommandStatementSubstraitPlan: Substrait plans are not supported")
+        raise InvalidArgument(f"{command.name} is not a command for GetFlightInfo")
+
+    def sql_info(self):  # type: ignore[no-untyped-def]
+        with self._sql_info_lock:
+            if self._sql_info is None:
+                from flightsql.catalog.facts import engine_facts
+                from flightsql.catalog.sql_info import SqlInfoCatalog
+
+                self._sql_info = SqlInfoCatalog(engine_facts(self.spark, self.server_version))
+            return self._sql_info
+
+    def _execute(self, call: Call, statement: Statement, parameters: list[Any] | None) -> Submitted:
+        spark = call.session.spark
+        user = call.principal.user
+        df = dataframe(spark, statement, parameters)
+        if statement.kind is StatementKind.QUERY:
+            return self.manager.submit(df, owner=user, sql=statement.sql, ordered=is_ordered(df))
+        # A command ran in the driver just now; its output is already there.
+        table = df.toArrow()
+        return self.manager.publish(arrow_schema(df), table.to_batches(), owner=user, sql=statement.sql)
+
+    def _flight_info(self, descriptor: pb.FlightDescriptor, submitted: Submitted) -> pb.FlightInfo:
+        endpoints = []
+        for endpoint in submitted.endpoints:
+            endpoints.append(
+                pb.FlightEndpoint(
+                    ticket=pb.Ticket(ticket=ResultTicket(endpoint.query_id).encode()),
+                    location=[pb.Location(uri=endpoint.node.public_uri)],
+                    expiration_time=_timestamp(endpoint.expires_at),
+                )
+            )
+        return pb.FlightInfo(
+            schema=schema_to_bytes(submitted.schema),
+            flight_descriptor=descriptor,
+            endpoint=endpoints,
+            total_records=-1,
+            total_bytes=-1,
+            ordered=submitted.ordered,
+        )
+
+    def get_schema(self, request: pb.FlightDescriptor, context: grpc.ServicerContext) -> pb.SchemaResult:
+        call = self._call(context)
+        command = _command(request)
+        spark = call.session.spark
+        if isinstance(command, cmd.CommandStatementQuery):
+            schema = self._statement_schema(spark, classify(spark, command.query), None)
+        elif isinstance(command, cmd.CommandPreparedStatementQuery):
+            prepared = self.prepared.get(command.handle, call.principal.user)
+            schema = prepared.dataset_schema or pa.schema([])
+        else:
+            schema = _METADATA_SCHEMAS.get(type(command))
+            if schema is None:
+                raise InvalidArgument(f"{command.name} is not a command for GetSchema")
+            if isinstance(command, cmd.CommandGetTables) and command.include_schema:
+                schema = schemas.TABLES_WITH_SCHEMA
+        return pb.SchemaResult(schema=schema_to_bytes(schema))
+
+    def _statement_schema(self, spark: "SparkSession", statement: Statement, parameters: list[Any] | None) -> pa.Schema | None:
+        if statement.kind is StatementKind.QUERY:
+            return arrow_schema(dataframe(spark, statement, parameters))
+        if statement.kind is StatementKind.COMMAND:
+            return _command_output_schema(spark, statement.sql)
+        return None
+
+    # -- DoGet ---------------------------------------------------------------
+    def do_get(self, request: pb.Ticket, context: grpc.ServicerContext) -> Iterable[bytes]:
+        call = self._call(context)
+        ticket = ResultTicket.decode(request.ticket)
+        schema, batches = self.manager.stream(ticket.query_id, call.principal.user)
+        yield schema_flight_data(schema)
+        for batch in batches:
+            yield batch.to_flight_data()
+
+    # -- DoPut ---------------------------------------------------------------
+    def do_put(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterable[pb.PutResult]:
+        call = self._call(context)
+        first = parse_flight_data(next(requests))
+        if not first.descriptor:
+            raise InvalidArgument("DoPut needs a FlightDescriptor in its first message")
+        command = _command(pb.FlightDescriptor.FromString(first.descriptor))
+        spark = call.session.spark
+        schema = schema_from_message(first) if len(first.header) else pa.schema([])
+        batches = decode_stream((parse_flight_data(raw) for raw in requests), schema)
+        if isinstance(command, cmd.CommandStatementUpdate):
+            _no_transactions(command.transaction_id, command.name)
+            for _ in batches:
+                pass
+            count = self._update(spark, classify(spark, command.query), [None])
+            yield pb.PutResult(app_metadata=results.do_put_update_result(count))
+        elif isinstance(command, cmd.CommandStatementIngest):
+            staged, rows = ingest.stage(_typed(batches), schema, self.staging_dir / "ingest")
+            try:
+                count = ingest.load(spark, command, staged, rows, self.staging_dir / "temporary")
+            finally:
+                staged.unlink(missing_ok=True)
+            yield pb.PutResult(app_metadata=results.do_put_update_result(count))
+        elif isinstance(command, cmd.CommandPreparedStatementQuery):
+            prepared = self.prepared.get(command.handle, call.principal.user)
+            prepared.parameters = parameter_rows(list(batches))
+            yield pb.PutResult(app_metadata=results.do_put_prepared_statement_result(command.handle))
+        elif isinstance(command, cmd.CommandPreparedStatementUpdate):
+            prepared = self.prepared.get(command.handle, call.principal.user)
+            rows = parameter_rows(list(batches)) or prepared.parameters or [None]
+            count = self._update(spark, prepared.statement, rows)
+            yield pb.PutResult(app_metadata=results.do_put_update_result(count))
+        else:
+            raise InvalidArgument(f"{command.name} is not a command for DoPut")
+
+    def _update(self, spark: "SparkSession", statement: Statement, rows: list[Any]) -> int:
+        if statement.kind is StatementKind.QUERY:
+            raise InvalidArgument("a query was sent as an update; execute it as a query instead")
+        total, known = 0, True
+        for row in rows:
+            count = affected_rows(dataframe(spark, statement, row))
+            known = known and count >= 0
+            total += max(count, 0)
+        return total if known else -1
+
+    # -- DoAction --------------------------------------------------------------
+    def do_action(self, request: pb.Action, context: grpc.ServicerContext) -> Iterable[pb.Result]:
+        call = self._call(context)
+        action = cmd.decode_action(request.type, request.body)
+        body = self._action(call, action, context)
+        if body is not None:
+            yield pb.Result(body=body)
+
+    def _action(self, call: Call, action: Any, context: grpc.ServicerContext) -> bytes | None:
+        user = call.principal.user
+        spark = call.session.spark
+        if isinstance(action, cmd.CreatePreparedStatement):
+            _no_transactions(action.transaction_id, "CreatePreparedStatement")
+            statement = classify(spark, action.query)
+            dataset_schema = self._statement_schema(spark, statement, None)
+            handle = StatementHandle.new()
+            self.prepared.add(PreparedStatement(handle, user, call.session.session_id, statement, dataset_schema))
+            return results.create_prepared_statement_result(
+                handle.encode(),
+                schema_to_bytes(dataset_schema) if dataset_schema is not None else None,
+                schema_to_bytes(parameter_schema(statement.parameter_count)),
+                statement.is_update,
+            )
+        if isinstance(action, cmd.ClosePreparedStatement):
+            self.prepared.remove(action.handle, user)
+            return None
+        if isinstance(action, (cmd.CancelFlightInfo, cmd.CancelQuery)):
+            info = pb.FlightInfo.FromString(action.info)
+            states = [self.manager.cancel(_query_id(e.ticket.ticket), user) for e in info.endpoint]
+            status = "cancelled" if states else "not_cancellable"
+            if isinstance(action, cmd.CancelQuery):
+                return results.cancel_query_result(status)
+            return results.cancel_flight_info_result(status)
+        if isinstance(action, cmd.RenewFlightEndpoint):
+            endpoint = pb.FlightEndpoint.FromString(action.endpoint)
+            expires_at = self.manager.renew(_query_id(endpoint.ticket.ticket), user)
+            endpoint.expiration_time.CopyFrom(_timestamp(expires_at))
+            return endpoint.SerializeToString()
+        if isinstance(action, cmd.SetSessionOptions):
+            errors = {}
+            with call.session.lock:
+                for name, value in action.options.items():
+                    try:
+                        error = call.session.set_option(name, value)
+                    except Exception as exc:  # noqa: BLE001 - reported per option
+                        log.info("session option %s=%r refused: %s", name, value, exc)
+                        error = "invalid_value"
+                    if error:
+                        errors[name] = error
+            return results.set_session_options_result(errors)
+        if isinstance(action, cmd.GetSessionOptions):
+            return results.get_session_options_result(call.session.current())
+        if isinstance(action, cmd.CloseSession):
+            closed = self.sessions.close(user, call.session.session_id or None)
+            return results.close_session_result("closed" if closed else "not_closeable")
+        if isinstance(action, (cmd.BeginTransaction, cmd.EndTransaction, cmd.BeginSavepoint, cmd.EndSavepoint)):
+            raise Unimplemented(f"{request_name(action)}: transactions are not supported by Spark SQL")
+        raise Unimplemented(f"{request_name(action)} is not supported")
+
+    def list_actions(self, request: pb.Empty, context: grpc.ServicerContext) -> Iterable[pb.ActionType]:
+        self._call(context)
+        for name, description in _ACTIONS.items():
+            yield pb.ActionType(type=name, description=description)
+
+
+def request_name(action: Any) -> str:
+    return getattr(action, "action_type", None) or getattr(action, "name", type(action).__name__)
+
+
+def _command(descriptor: pb.FlightDescriptor) -> Any:
+    if descriptor.type != pb.FlightDescriptor.CMD:
+        raise InvalidArgument("only command descriptors (CMD) are supported, not paths")
+    return cmd.decode_command(descriptor.cmd)
+
+
+def _query_id(ticket: bytes) -> str:
+    return ResultTicket.decode(ticket).query_id
+
+
+def _no_transactions(transaction_id: bytes | None, what: str) -> None:
+    if transaction_id:
+        raise Unimplemented(f"{what}: transactions are not supported by Spark SQL")
+
+
+def _typed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from batches
+    except ValueError as exc:
+        raise InvalidArgument(f"uploaded stream is not valid: {exc}") from exc
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def _command_output_schema(spark: "SparkSession", sql: str) -> pa.Schema:
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import StructType
+
+    plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(sql)
+    struct = StructType.fromJson(__import__("json").loads(plan.schema().json()))
+    return to_arrow_schema(struct, timezone=spark.conf.get("spark.sql.session.timeZone"))
+
+
+_METADATA_SCHEMAS = {
+    cmd.CommandGetCatalogs: schemas.CATALOGS,
+    cmd.CommandGetDbSchemas: schemas.DB_SCHEMAS,
+    cmd.CommandGetTables: schemas.TABLES,
+    cmd.CommandGetTableTypes: schemas.TABLE_TYPES,
+    cmd.CommandGetSqlInfo: schemas.SQL_INFO,
+    cmd.CommandGetXdbcTypeInfo: schemas.XDBC_TYPE_INFO,
+    cmd.CommandGetPrimaryKeys: schemas.PRIMARY_KEYS,
+    cmd.CommandGetExportedKeys: schemas.FOREIGN_KEYS,
+    cmd.CommandGetImportedKeys: schemas.FOREIGN_KEYS,
+    cmd.CommandGetCrossReference: schemas.FOREIGN_KEYS,
+}
+
+_ = (time, SESSION_COOKIE)

@@ -1,0 +1,144 @@
+"""SQL statements on Spark: classify, analyse, bind parameters, execute.
+
+A statement is one of three kinds, decided by parsing alone (never by running it,
+so preparing ``DROP TABLE`` drops nothing):
+
+* ``QUERY``: a relation (SELECT, WITH, VALUES, TABLE ...); runs as a distributed job.
+* ``COMMAND``: a command with output rows (SHOW, DESCRIBE, EXPLAIN, SET); runs in the
+  driver when executed, and its (driver-held) output is served.
+* ``UPDATE``: DDL and DML with no output rows; executed for an affected-row count.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import pyarrow as pa
+
+from flightsql.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+_WRITE_STATEMENTS = {
+    "InsertIntoStatement",
+    "DeleteFromTable",
+    "UpdateTable",
+    "MergeIntoTable",
+    "OverwriteByExpression",
+    "AppendData",
+}
+_ORDER_PRESERVING = {"Project", "Filter", "GlobalLimit", "LocalLimit", "SubqueryAlias", "Offset"}
+
+
+class StatementKind(enum.Enum):
+    QUERY = "query"
+    COMMAND = "command"
+    UPDATE = "update"
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    kind: StatementKind
+    parameter_count: int
+
+    @property
+    def is_update(self) -> bool:
+        return self.kind is StatementKind.UPDATE
+
+
+def classify(spark: "SparkSession", sql: str) -> Statement:
+    """Parse ``sql`` (ParseException -> INVALID_ARGUMENT) and say what kind it is."""
+    if not sql or not sql.strip():
+        raise InvalidArgument("empty SQL statement")
+    jvm = spark._jvm
+    plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(sql)
+    command_class = jvm.java.lang.Class.forName("org.apache.spark.sql.catalyst.plans.logical.Command")
+    name = plan.getClass().getSimpleName()
+    if command_class.isInstance(plan):
+        kind = StatementKind.UPDATE if plan.output().isEmpty() else StatementKind.COMMAND
+    elif name in _WRITE_STATEMENTS:
+        kind = StatementKind.UPDATE
+    else:
+        kind = StatementKind.QUERY
+    return Statement(sql, kind, count_parameter_markers(sql))
+
+
+def count_parameter_markers(sql: str) -> int:
+    """Count ``?`` markers outside string literals, quoted identifiers and comments."""
+    count = 0
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"`":
+            i += 1
+            while i < n and sql[i] != ch:
+                i += 2 if sql[i] == "\\" and ch != "`" else 1
+        elif sql.startswith("--", i):
+            while i < n and sql[i] != "\n":
+                i += 1
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end < 0 else end + 1
+        elif ch == "?":
+            count += 1
+        i += 1
+    return count
+
+
+def dataframe(spark: "SparkSession", statement: Statement, parameters: Sequence[Any] | None) -> "DataFrame":
+    """``spark.sql`` with positional parameters bound (analysis happens here)."""
+    if statement.parameter_count:
+        values = list(parameters) if parameters is not None else [None] * statement.parameter_count
+        if len(values) != statement.parameter_count:
+            raise InvalidArgument(
+                f"statement has {statement.parameter_count} parameter markers, "
+                f"{len(values)} values were bound"
+            )
+        return spark.sql(statement.sql, args=values)
+    if parameters:
+        raise InvalidArgument(f"statement has no parameter markers, {len(parameters)} values were bound")
+    return spark.sql(statement.sql)
+
+
+def is_ordered(df: "DataFrame") -> bool:
+    """Whether the result has a defined order (a global sort at the top of the plan)."""
+    plan = df._jdf.queryExecution().optimizedPlan()
+    while True:
+        name = plan.getClass().getSimpleName()
+        if name == "Sort":
+            return bool(getattr(plan, "global")())  # `global` is a Python keyword
+        if name not in _ORDER_PRESERVING or plan.children().isEmpty():
+            return False
+        plan = plan.children().head()
+
+
+def affected_rows(df: "DataFrame") -> int:
+    """Rows written by an executed DML statement, or -1 where Spark does not say."""
+    try:
+        plan = df._jdf.queryExecution().executedPlan()
+        if plan.getClass().getSimpleName() == "CommandResultExec":
+            plan = plan.commandPhysicalPlan()
+        metrics = plan.metrics()
+        if metrics.contains("numOutputRows"):
+            return int(metrics.apply("numOutputRows").value())
+    except Exception:  # noqa: BLE001 - a plan without metrics is "unknown"
+        return -1
+    return -1
+
+
+def parameter_schema(count: int) -> pa.Schema:
+    """Spark infers parameter types from the bound values, so markers are typeless."""
+    return pa.schema([pa.field(f"parameter_{i + 1}", pa.null()) for i in range(count)])
+
+
+def parameter_rows(batches: Sequence[pa.RecordBatch]) -> list[list[Any]]:
+    """Bound parameter rows as Python values, one list per row."""
+    rows: list[list[Any]] = []
+    for batch in batches:
+        columns = [column.to_pylist() for column in batch.columns]
+        rows.extend([list(values) for values in zip(*columns)] if columns else [[] for _ in range(batch.num_rows)])
+    return rows

@@ -143,8 +143,8 @@ def _handlers(service: FlightService) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
 
 
-def start_server(service: FlightService, host: str, port: int, *, max_workers: int = 64) -> tuple[grpc.Server, int]:
-    """Start serving on host:port (port 0: the OS picks); returns the server and its port."""
+def bind_server(host: str, port: int, *, max_workers: int = 64) -> tuple[grpc.Server, int]:
+    """Bind a gRPC server to host:port (port 0: the OS picks); start it with :func:`serve`."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="flight"),
         options=[
@@ -153,11 +153,21 @@ def start_server(service: FlightService, host: str, port: int, *, max_workers: i
             ("grpc.so_reuseport", 0),
         ],
     )
-    server.add_generic_rpc_handlers((_handlers(service),))
     bound = server.add_insecure_port(f"{_bracket(host)}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind a Flight service to {host}:{port}")
+    return server, bound
+
+
+def serve(server: grpc.Server, service: FlightService) -> None:
+    server.add_generic_rpc_handlers((_handlers(service),))
     server.start()
+
+
+def start_server(service: FlightService, host: str, port: int, *, max_workers: int = 64) -> tuple[grpc.Server, int]:
+    """Bind and start in one step; returns the server and its port."""
+    server, bound = bind_server(host, port, max_workers=max_workers)
+    serve(server, service)
     return server, bound
 
 

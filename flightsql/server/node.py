@@ -8,7 +8,7 @@ import socket
 import sys
 from dataclasses import dataclass
 
-from flightmanager.flight.service import start_server
+from flightmanager.flight.service import bind_server, serve, start_server
 from flightmanager.internal import InternalFlightService
 from flightmanager.manager import LocalFlightManager, Node, SpoolSettings, new_secret
 from flightsql.auth import Authenticator, TokenSigner, UserStore, load_or_create_secret
@@ -67,9 +67,10 @@ class FlightSqlNode:
         )
         internal_host = "127.0.0.1" if settings.master.startswith("local") else "0.0.0.0"
         self.internal_server, internal_port = start_server(internal, internal_host, settings.internal_port)
+        self.public_server, port = bind_server(settings.host, settings.port)
         node = Node(
-            node_id=f"{socket.gethostname()}:{settings.port}",
-            public_uri=f"grpc://{_uri_host(settings.public_host)}:{settings.port}",
+            node_id=f"{socket.gethostname()}:{port}",
+            public_uri=f"grpc://{_uri_host(settings.public_host)}:{port}",
             internal_uri=f"grpc://{_uri_host('127.0.0.1' if internal_host == '127.0.0.1' else settings.public_host)}:{internal_port}",
             host=socket.gethostname(),
         )
@@ -90,7 +91,7 @@ class FlightSqlNode:
 
             create_demo_tables(self.spark)
         self.service = FlightSqlService(self.spark, self.manager, authenticator, work / "staging", VERSION)
-        self.public_server, port = start_server(self.service, settings.host, settings.port)
+        serve(self.public_server, self.service)
         self.port = port
         self.node = node
         log.info(

@@ -222,6 +222,16 @@ class FlightSqlService(FlightService):
                 schema = schemas.TABLES_WITH_SCHEMA
         return pb.SchemaResult(schema=schema_to_bytes(schema))
 
+    def _prepared_schema(self, spark: "SparkSession", statement: Statement) -> pa.Schema | None:
+        """The result schema at prepare time; with parameter markers it may be unknown
+        until values are bound (Spark types markers from their values)."""
+        if not statement.parameter_count:
+            return self._statement_schema(spark, statement, None)
+        try:
+            return self._statement_schema(spark, statement, None)
+        except Exception:  # noqa: BLE001 - analysed again, with values, at execution
+            return None
+
     def _statement_schema(self, spark: "SparkSession", statement: Statement, parameters: list[Any] | None) -> pa.Schema | None:
         if statement.kind is StatementKind.QUERY:
             return arrow_schema(dataframe(spark, statement, parameters))
@@ -297,7 +307,7 @@ class FlightSqlService(FlightService):
         if isinstance(action, cmd.CreatePreparedStatement):
             _no_transactions(action.transaction_id, "CreatePreparedStatement")
             statement = classify(spark, action.query)
-            dataset_schema = self._statement_schema(spark, statement, None)
+            dataset_schema = self._prepared_schema(spark, statement)
             handle = StatementHandle.new()
             self.prepared.add(PreparedStatement(handle, user, call.session.session_id, statement, dataset_schema))
             return results.create_prepared_statement_result(

@@ -1,0 +1,445 @@
+"""The internal Flight server: executors' pushes, as pyarrow Flight clients send them."""
+
+from __future__ import annotations
+
+import struct
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import grpc
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+
+from flightmanager.budget import ByteBudget
+from flightmanager.errors import BudgetExceeded, QueryFailed
+from flightmanager.flight import Flight_pb2 as pb
+from flightmanager.flight.service import SERVICE_NAME, start_server
+from flightmanager.flight.wire import EncodedBatch, parse_flight_data, schema_flight_data
+from flightmanager.internal import InternalFlightService
+from flightmanager.push import PushHeader, PushTarget, choose_target
+from flightmanager.spool import ResultSpool
+
+SECRET = "cluster-secret-Zq8"
+SCHEMA = pa.schema([("id", pa.int64()), ("label", pa.string()), ("score", pa.float64())])
+BIG = 1 << 30
+TIMEOUT = 10
+
+
+def batch(start: int, rows: int) -> pa.RecordBatch:
+    ids = list(range(start, start + rows))
+    return pa.record_batch(
+        [
+            pa.array(ids, pa.int64()),
+            pa.array([None if i % 7 == 0 else f"label-{i:05d}" for i in ids]),
+            pa.array([i / 4 for i in ids], pa.float64()),
+        ],
+        schema=SCHEMA,
+    )
+
+
+def ids_of(spool: ResultSpool) -> list[int]:
+    return [
+        i
+        for b in spool.batches()
+        for i in b.to_record_batch(spool.schema).column("id").to_pylist()
+    ]
+
+
+class _Budget(ByteBudget):
+    """A budget that signals when bytes are taken and given back."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        super().__init__(name, limit)
+        self.taken = threading.Event()
+        self.given_back = threading.Event()
+
+    def try_take(self, nbytes: int) -> bool:
+        ok = super().try_take(nbytes)
+        if ok and nbytes:
+            self.taken.set()
+        return ok
+
+    def give_back(self, nbytes: int) -> None:
+        super().give_back(nbytes)
+        if nbytes:
+            self.given_back.set()
+
+
+class Node:
+    """An internal server with its spools, as one node holds them."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.spools: dict[str, ResultSpool] = {}
+        self.exhausted: list[str] = []
+        self.exhausted_event = threading.Event()
+        self.service = InternalFlightService(SECRET, self.spools.get, self._on_exhausted)
+        self.server, self.port = start_server(self.service, "127.0.0.1", 0, max_workers=8)
+        self.client = flight.connect(f"grpc://127.0.0.1:{self.port}")
+
+    def _on_exhausted(self, query_id: str) -> None:
+        self.exhausted.append(query_id)
+        self.exhausted_event.set()
+
+    def spool(self, query_id: str, *, memory: int = BIG, disk: int = BIG, schema: pa.Schema = SCHEMA) -> ResultSpool:
+        spool = ResultSpool(
+            query_id,
+            schema,
+            memory=_Budget("memory", memory),
+            disk=_Budget("disk", disk),
+            spill_dir=self.tmp_path / "spill" / query_id,
+            claim=lambda partition, attempt: True,
+        )
+        self.spools[query_id] = spool
+        return spool
+
+    def push(
+        self,
+        header: PushHeader | bytes,
+        batches: list[pa.RecordBatch],
+        schema: pa.Schema = SCHEMA,
+        *,
+        with_rows: bool = True,
+    ) -> bytes | None:
+        """Push as flightmanager.push does: row count as little-endian int64 metadata."""
+        command = header.encode() if isinstance(header, PushHeader) else header
+        descriptor = flight.FlightDescriptor.for_command(command)
+        writer, reader = self.client.do_put(descriptor, schema)
+        try:
+            for b in batches:
+                if with_rows:
+                    writer.write_with_metadata(b, pa.py_buffer(struct.pack("<q", b.num_rows)))
+                else:
+                    writer.write_batch(b)
+            writer.done_writing()
+            ack = reader.read()
+        finally:
+            writer.close()
+        return None if ack is None else ack.to_pybytes()
+
+    def close(self) -> None:
+        self.client.close()
+        self.server.stop(None)
+        for spool in self.spools.values():
+            spool.close()
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    n = Node(tmp_path)
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+def header(query_id: str = "a" * 32, partition: int = 0, attempt: int = 0, secret: str = SECRET) -> PushHeader:
+    return PushHeader(query_id, partition, attempt, secret)
+
+
+# -- accepted pushes -----------------------------------------------------------
+
+
+def test_push_commits_and_data_is_in_the_spool(node: Node) -> None:
+    spool = node.spool("a" * 32)
+    sent = [batch(0, 10), batch(10, 0), batch(10, 500)]
+
+    ack = node.push(header(partition=4), sent)
+
+    assert ack == b"committed"
+    assert spool.rows_held == 510
+    spool.finish({4: 510})
+    got = [b.to_record_batch(SCHEMA) for b in spool.batches()]
+    assert pa.Table.from_batches(got, schema=SCHEMA).equals(pa.Table.from_batches(sent))
+
+
+def test_push_without_row_metadata_counts_rows_itself(node: Node) -> None:
+    spool = node.spool("a" * 32)
+
+    ack = node.push(header(), [batch(0, 3), batch(3, 4)], with_rows=False)
+
+    assert ack == b"committed"
+    assert spool.rows_held == 7
+    spool.finish({0: 7})
+    assert ids_of(spool) == list(range(7))
+
+
+def test_empty_partition_push_with_empty_schema_commits(node: Node) -> None:
+    spool = node.spool("a" * 32)
+
+    ack = node.push(header(partition=2), [], pa.schema([]))
+
+    assert ack == b"committed"
+    spool.finish({2: 0})
+    assert ids_of(spool) == []
+
+
+def test_pushes_of_several_partitions_in_parallel(node: Node) -> None:
+    spool = node.spool("a" * 32)
+    acks: dict[int, bytes | None] = {}
+    errors: list[BaseException] = []
+
+    def push(partition: int) -> None:
+        try:
+            acks[partition] = node.push(
+                header(partition=partition), [batch(partition * 100 + k * 25, 25) for k in range(4)]
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push, args=(p,)) for p in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(TIMEOUT)
+        assert not t.is_alive()
+
+    assert errors == []
+    assert acks == {p: b"committed" for p in range(6)}
+    spool.finish({p: 100 for p in range(6)})
+    assert sorted(ids_of(spool)) == list(range(600))
+
+
+def test_second_attempt_of_a_partition_is_a_duplicate(node: Node) -> None:
+    spool = node.spool("a" * 32)
+    assert node.push(header(partition=1, attempt=0), [batch(0, 5)]) == b"committed"
+
+    ack = node.push(header(partition=1, attempt=1), [batch(100, 8)])
+
+    assert ack == b"duplicate"
+    assert spool.rows_held == 5
+    assert spool.memory.used == EncodedBatch.from_record_batch(batch(0, 5)).nbytes
+    spool.finish({1: 5})
+    assert ids_of(spool) == list(range(5))
+
+
+def test_push_spills_beyond_the_memory_budget(node: Node) -> None:
+    one = EncodedBatch.from_record_batch(batch(0, 100)).nbytes
+    spool = node.spool("a" * 32, memory=one)
+    sent = [batch(k * 100, 100) for k in range(5)]
+
+    assert node.push(header(), sent) == b"committed"
+
+    assert spool.memory.used <= one
+    assert spool.disk.used > 0
+    spool.finish({0: 500})
+    assert ids_of(spool) == list(range(500))
+
+
+# -- refused pushes ---------------------------------------------------------------
+
+
+def test_wrong_secret_is_permission_denied(node: Node) -> None:
+    spool = node.spool("a" * 32)
+
+    with pytest.raises(flight.FlightUnauthorizedError, match="wrong cluster secret"):
+        node.push(header(secret="not-the-secret"), [batch(0, 3)])
+
+    assert spool.rows_held == 0
+    assert spool.memory.used == 0
+
+
+@pytest.mark.parametrize("secret", ["", SECRET[:-1], SECRET + "x", SECRET.upper()])
+def test_near_miss_secrets_are_refused(node: Node, secret: str) -> None:
+    node.spool("a" * 32)
+    with pytest.raises(flight.FlightUnauthorizedError):
+        node.push(header(secret=secret), [batch(0, 1)])
+
+
+def test_unknown_query_is_not_found(node: Node) -> None:
+    node.spool("a" * 32)
+
+    with pytest.raises(KeyError) as info:  # pyarrow's error for gRPC NOT_FOUND
+        node.push(header(query_id="b" * 32), [batch(0, 3)])
+
+    assert "not found" in str(info.value)
+    assert "b" * 32 in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [b"garbage", b"fm1:{not json", b'fm1:{"q": "x"}', b"fm2:" + header().encode()[4:], b""],
+    ids=["not a header", "bad json", "missing fields", "unknown version", "empty"],
+)
+def test_garbage_descriptor_is_refused(node: Node, command: bytes) -> None:
+    spool = node.spool("a" * 32)
+
+    with pytest.raises(flight.FlightUnauthorizedError, match="malformed push header"):
+        node.push(command, [batch(0, 3)])
+
+    assert spool.rows_held == 0
+
+
+def test_schema_mismatch_is_refused(node: Node) -> None:
+    spool = node.spool("a" * 32)
+    other = pa.schema([("id", pa.int32()), ("label", pa.string()), ("score", pa.float64())])
+    wrong = pa.record_batch(
+        [pa.array([1], pa.int32()), pa.array(["x"]), pa.array([1.0])], schema=other
+    )
+
+    with pytest.raises(flight.FlightUnauthorizedError, match="does not match"):
+        node.push(header(), [wrong], other)
+
+    assert spool.rows_held == 0
+    assert spool.memory.used == 0
+
+
+def test_push_to_a_failed_result_gets_the_failure(node: Node) -> None:
+    spool = node.spool("a" * 32)
+    spool.fail(QueryFailed("stage failed"))
+
+    with pytest.raises(flight.FlightInternalError, match="stage failed"):
+        node.push(header(), [batch(0, 1)])
+
+
+def test_push_to_a_closed_result_is_not_found(node: Node) -> None:
+    spool = node.spool("a" * 32)
+    spool.close("expired")
+
+    with pytest.raises(KeyError, match="expired"):
+        node.push(header(), [batch(0, 1)])
+
+
+def test_server_keeps_accepting_pushes_after_refusals(node: Node) -> None:
+    spool = node.spool("a" * 32)
+    with pytest.raises(flight.FlightUnauthorizedError):
+        node.push(header(secret="wrong"), [batch(0, 1)])
+    with pytest.raises(flight.FlightUnauthorizedError):
+        node.push(b"garbage", [batch(0, 1)])
+
+    assert node.push(header(), [batch(0, 2)]) == b"committed"
+    spool.finish({0: 2})
+    assert ids_of(spool) == [0, 1]
+
+
+# -- the disk budget ------------------------------------------------------------
+
+
+def test_push_beyond_the_disk_budget_fails_the_result(node: Node) -> None:
+    one = EncodedBatch.from_record_batch(batch(0, 100)).nbytes
+    spool = node.spool("a" * 32, memory=0, disk=one * 2)
+
+    with pytest.raises(pa.ArrowInvalid, match="resource exhausted.*disk budget"):
+        node.push(header(partition=3), [batch(k * 100, 100) for k in range(4)])
+
+    assert node.exhausted_event.wait(TIMEOUT)
+    assert node.exhausted == ["a" * 32]
+    assert isinstance(spool.error, BudgetExceeded)
+    assert spool.error.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert spool.disk.used == 0
+    assert spool.rows_held == 0
+    assert list((node.tmp_path / "spill").rglob("*.arrows")) == []
+    with pytest.raises(BudgetExceeded):
+        list(spool.batches())
+
+
+def test_after_exhaustion_further_pushes_get_the_budget_error(node: Node) -> None:
+    one = EncodedBatch.from_record_batch(batch(0, 100)).nbytes
+    node.spool("a" * 32, memory=0, disk=one)
+    with pytest.raises(pa.ArrowInvalid):
+        node.push(header(partition=0), [batch(0, 100), batch(100, 100)])
+
+    with pytest.raises(pa.ArrowInvalid, match="resource exhausted"):
+        node.push(header(partition=1), [batch(0, 1)])
+
+
+# -- an executor that dies mid-push ------------------------------------------------
+
+
+def _raw_flight_data(command: bytes, batches: list[pa.RecordBatch]) -> list[bytes]:
+    schema_header = parse_flight_data(schema_flight_data(SCHEMA)).header
+    first = pb.FlightData(
+        flight_descriptor=pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=command),
+        data_header=bytes(schema_header),
+    ).SerializeToString()
+    rest = []
+    for b in batches:
+        enc = EncodedBatch.from_record_batch(b)
+        rest.append(
+            pb.FlightData(
+                data_header=enc.header, data_body=enc.body, app_metadata=struct.pack("<q", b.num_rows)
+            ).SerializeToString()
+        )
+    return [first, *rest]
+
+
+def test_interrupted_push_never_commits_and_releases_its_memory(node: Node) -> None:
+    spool = node.spool("a" * 32)
+    memory = spool.memory
+    assert isinstance(memory, _Budget)
+    messages = _raw_flight_data(header().encode(), [batch(0, 50)])
+
+    class ExecutorDied(Exception):
+        pass
+
+    def requests() -> Iterator[bytes]:
+        yield from messages
+        # wait until the node stored the batch, then die mid-stream
+        memory.taken.wait(TIMEOUT)
+        raise ExecutorDied()
+
+    with grpc.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+        call = channel.stream_stream(f"/{SERVICE_NAME}/DoPut", lambda b: b, lambda b: b)
+        with pytest.raises(grpc.RpcError):
+            list(call(requests(), timeout=TIMEOUT))
+
+    assert memory.taken.is_set()
+    assert memory.given_back.wait(TIMEOUT)
+    assert memory.used == 0
+    assert spool.rows_held == 0
+    spool.finish({})
+    assert ids_of(spool) == []
+
+
+def test_raw_push_with_row_metadata_commits(node: Node) -> None:
+    spool = node.spool("a" * 32)
+    with grpc.insecure_channel(f"127.0.0.1:{node.port}") as channel:
+        call = channel.stream_stream(f"/{SERVICE_NAME}/DoPut", lambda b: b, lambda b: b)
+        replies = list(call(iter(_raw_flight_data(header().encode(), [batch(0, 4)])), timeout=TIMEOUT))
+    assert [pb.PutResult.FromString(r).app_metadata for r in replies] == [b"committed"]
+    spool.finish({0: 4})
+    assert ids_of(spool) == [0, 1, 2, 3]
+
+
+# -- PushHeader and choose_target -------------------------------------------------
+
+
+def test_push_header_round_trip() -> None:
+    h = PushHeader("0123456789abcdef0123456789abcdef", 17, 3, "s3cr:et\"\\")
+    assert h.encode().startswith(b"fm1:")
+    assert PushHeader.decode(h.encode()) == h
+
+
+def test_push_header_decode_refuses_other_data() -> None:
+    with pytest.raises(ValueError):
+        PushHeader.decode(b"xx1:{}")
+    with pytest.raises(KeyError):
+        PushHeader.decode(b'fm1:{"q": "x", "p": 1}')
+
+
+TARGETS = [
+    PushTarget("n1", "grpc://h1:1", "h1"),
+    PushTarget("n2", "grpc://h2:1", "h2"),
+    PushTarget("n3", "grpc://h2:2", "h2"),
+]
+
+
+def test_choose_target_prefers_a_node_on_the_same_host() -> None:
+    assert {choose_target(TARGETS, p, "h1").node_id for p in range(10)} == {"n1"}
+
+
+def test_choose_target_spreads_over_local_nodes() -> None:
+    chosen = [choose_target(TARGETS, p, "h2").node_id for p in range(6)]
+    assert chosen == ["n2", "n3", "n2", "n3", "n2", "n3"]
+
+
+def test_choose_target_spreads_evenly_without_a_local_node() -> None:
+    chosen = [choose_target(TARGETS, p, "elsewhere").node_id for p in range(9)]
+    assert chosen == ["n1", "n2", "n3"] * 3
+
+
+def test_choose_target_is_deterministic_per_partition() -> None:
+    for p in range(20):
+        assert choose_target(TARGETS, p, "elsewhere") == choose_target(list(TARGETS), p, "elsewhere")

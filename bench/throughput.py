@@ -124,6 +124,93 @@ def group_jvm_heaps(pgid: int) -> list[str]:
     return heaps
 
 
+class CpuMonitor:
+    """Samples /proc to split CPU time into ours (this process and its descendants) and foreign.
+
+    Foreign CPU during a measurement means something else competed for the cores, which
+    makes that measurement unreliable on a small machine.
+    """
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.root = os.getpid()
+        self.interval = interval
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.ours = 0.0
+        self.foreign = 0.0
+        self._prev: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sample(count=False)
+        self._thread = threading.Thread(target=self._loop, name="cpu-monitor", daemon=True)
+        self._thread.start()
+
+    def _sample(self, count: bool = True) -> None:
+        ticks: dict[int, int] = {}
+        parent: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            pid = int(entry.name)
+            parent[pid] = int(fields[1])
+            ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+
+        def is_ours(pid: int) -> bool:
+            for _ in range(64):
+                if pid == self.root:
+                    return True
+                if pid <= 1 or pid not in parent:
+                    return False
+                pid = parent[pid]
+            return False
+
+        ours = foreign = 0
+        for pid, t in ticks.items():
+            delta = t - self._prev.get(pid, 0)
+            if delta <= 0:
+                continue
+            if is_ours(pid):
+                ours += delta
+            else:
+                foreign += delta
+        with self._lock:
+            if count:
+                self.ours += ours / self.tick
+                self.foreign += foreign / self.tick
+            self._prev = ticks
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._sample()
+            except Exception:
+                pass
+
+    def snapshot(self) -> tuple[float, float, float]:
+        with self._lock:
+            return time.monotonic(), self.ours, self.foreign
+
+    def since(self, start: tuple[float, float, float]) -> dict[str, float]:
+        now = self.snapshot()
+        wall = now[0] - start[0]
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        foreign = now[2] - start[2]
+        return {
+            "wall_seconds": round(wall, 2),
+            "our_cpu_seconds": round(now[1] - start[1], 2),
+            "foreign_cpu_seconds": round(foreign, 2),
+            "foreign_share_of_machine": round(foreign / (wall * cores), 4) if wall > 0 else 0.0,
+        }
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+
 # --------------------------------------------------------------------------- processes
 
 
@@ -434,7 +521,14 @@ def client_main(args: argparse.Namespace) -> int:
 
 
 def run_client(
-    registry: Registry, tmp: Path, kind: str, rows: int, runs: int, timeout: float, uri: str = "", extra_env: dict[str, str] | None = None
+    registry: Registry,
+    monitor: CpuMonitor,
+    tmp: Path,
+    kind: str,
+    rows: int,
+    runs: int,
+    timeout: float,
+    uri: str = "",
 ) -> dict[str, Any]:
     out = tmp / f"client-{kind}.json"
     cmd = [
@@ -446,7 +540,7 @@ def run_client(
     env = dict(os.environ)
     env.pop("SPARK_REMOTE", None)
     env.pop("PYSPARK_SUBMIT_ARGS", None)
-    env.update(extra_env or {})
+    start = monitor.snapshot()
     proc = registry.add(Managed(f"client-{kind}", cmd, tmp / f"client-{kind}.log", env=env, cwd=tmp))
     try:
         code = proc.wait(timeout)
@@ -454,7 +548,27 @@ def run_client(
             raise RuntimeError(f"client {kind} failed with exit code {code}\n{proc.tail()}")
     finally:
         registry.stop(proc, grace=5.0)
-    return json.loads(out.read_text())
+    result = json.loads(out.read_text())
+    result["cpu"] = cpu = monitor.since(start)
+    if cpu["foreign_share_of_machine"] > 0.05:
+        log(
+            f"  WARNING: other processes used {cpu['foreign_cpu_seconds']:.1f} CPU-s"
+            f" ({cpu['foreign_share_of_machine']:.0%} of the machine) during this measurement"
+        )
+    return result
+
+
+def spill_usage(spill_dir: Path) -> dict[str, int]:
+    """Results of the node that went (at least partly) to disk, and their bytes."""
+    queries = bytes_ = 0
+    if spill_dir.is_dir():
+        for query_dir in spill_dir.iterdir():
+            if query_dir.is_dir():
+                sizes = [f.stat().st_size for f in query_dir.rglob("*") if f.is_file()]
+                if sizes:
+                    queries += 1
+                    bytes_ += sum(sizes)
+    return {"spilled_results": queries, "spilled_bytes": bytes_}
 
 
 def start_node(registry: Registry, tmp: Path, timeout: float) -> tuple[Managed, str]:
@@ -502,9 +616,15 @@ def start_spark_connect(registry: Registry, tmp: Path, timeout: float) -> tuple[
         "--conf", f"spark.driver.extraJavaOptions=-Dderby.system.home={tmp / 'connect-derby'}",
         "spark-internal",
     ]
+    # Spark logs at WARN, as the node and the local session do (they call setLogLevel("WARN"));
+    # only the server's own start-up line stays at INFO.
+    conf_dir = tmp / "connect-conf"
+    conf_dir.mkdir(exist_ok=True)
+    (conf_dir / "log4j2.properties").write_text(CONNECT_LOG4J2)
     env = dict(os.environ)
     env["SPARK_HOME"] = str(home)
-    for key in ("SPARK_REMOTE", "PYSPARK_SUBMIT_ARGS", "SPARK_CONF_DIR"):
+    env["SPARK_CONF_DIR"] = str(conf_dir)
+    for key in ("SPARK_REMOTE", "PYSPARK_SUBMIT_ARGS"):
         env.pop(key, None)
     server = registry.add(
         Managed("spark-connect", cmd, tmp / "spark-connect.log", env=env, cwd=tmp,
@@ -514,6 +634,19 @@ def start_spark_connect(registry: Registry, tmp: Path, timeout: float) -> tuple[
     server.wait_ready(timeout)
     log(f"  Spark Connect ready on 127.0.0.1:{port} after {time.perf_counter() - t0:.1f}s")
     return server, f"sc://127.0.0.1:{port}"
+
+
+CONNECT_LOG4J2 = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.server.name = org.apache.spark.sql.connect.service.SparkConnectServer
+logger.server.level = info
+"""
 
 
 def java_version() -> str:
@@ -627,6 +760,22 @@ def print_report(report: dict[str, Any]) -> None:
             continue
         print(f"  {label:<34} {l['p50'] * 1e3:>9.2f} {l['p90'] * 1e3:>9.2f} {l['min'] * 1e3:>9.2f} {l['max'] * 1e3:>9.2f}")
 
+    spill = report.get("flightsql_node_spill") or {}
+    if spill.get("spilled_results"):
+        print(
+            f"\n  The node spilled {spill['spilled_results']} results ({spill['spilled_bytes'] / 1e6:,.0f} MB) to disk:"
+            " results stay held after they are read, until their TTL"
+        )
+    contention = report.get("contention") or {}
+    if contention:
+        names = {"adbc": "node", "inproc": "in-process", "connect": "Spark Connect"}
+        parts = [
+            f"{names.get(k, k)} {v['foreign_share_of_machine']:.0%}" for k, v in contention.items()
+        ]
+        print("\nCPU used by other processes during each measurement (share of the machine): " + ", ".join(parts))
+        if any(v["foreign_share_of_machine"] > 0.05 for v in contention.values()):
+            print("  WARNING: the machine was not idle; treat the affected figures with care")
+
     print("\nRatios\n")
     for r in report["ratios"].values():
         value = "-" if r["value"] is None else f"{r['value']:.2f}"
@@ -675,8 +824,10 @@ def orchestrate(args: argparse.Namespace) -> int:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     started = time.time()
     registry = Registry()
+    monitor = CpuMonitor()
     tmp = Path(tempfile.mkdtemp(prefix="flightsql-bench-"))
     errors: dict[str, str] = {}
+    node_spill: dict[str, int] = {}
     clients: dict[str, dict[str, Any]] = {}
     jvm_heaps: dict[str, list[str]] = {}
     client_timeout = args.client_timeout or (180.0 + (args.runs + 1) * max(60.0, args.rows / 1e5))
@@ -697,7 +848,13 @@ def orchestrate(args: argparse.Namespace) -> int:
         try:
             node, uri = start_node(registry, tmp, args.start_timeout)
             jvm_heaps["flightsql_node"] = group_jvm_heaps(node.pgid)
-            clients["adbc"] = run_client(registry, tmp, "adbc", args.rows, args.runs, client_timeout, uri=uri)
+            clients["adbc"] = run_client(registry, monitor, tmp, "adbc", args.rows, args.runs, client_timeout, uri=uri)
+            node_spill = spill_usage(tmp / "node-work" / "spill")
+            if node_spill["spilled_results"]:
+                log(
+                    f"  note: {node_spill['spilled_results']} results of the node spilled"
+                    f" {node_spill['spilled_bytes'] / 1e6:,.0f} MB to disk"
+                )
         except Exception as exc:
             errors["flightsql_node"] = str(exc)
             log(f"  FAILED: {exc}")
@@ -710,7 +867,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         # 2. Spark in-process toArrow() (its own process and JVM).
         log("[2/3] Spark in-process toArrow()")
         try:
-            clients["inproc"] = run_client(registry, tmp, "inproc", args.rows, args.runs, client_timeout)
+            clients["inproc"] = run_client(registry, monitor, tmp, "inproc", args.rows, args.runs, client_timeout)
             jvm_heaps["spark_inprocess"] = clients["inproc"].get("jvm_xmx", [])
         except Exception as exc:
             errors["spark_inprocess"] = str(exc)
@@ -722,7 +879,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         try:
             server, sc_uri = start_spark_connect(registry, tmp, args.start_timeout)
             jvm_heaps["spark_connect_server"] = group_jvm_heaps(server.pgid)
-            clients["connect"] = run_client(registry, tmp, "connect", args.rows, args.runs, client_timeout, uri=sc_uri)
+            clients["connect"] = run_client(registry, monitor, tmp, "connect", args.rows, args.runs, client_timeout, uri=sc_uri)
         except Exception as exc:
             errors["spark_connect"] = str(exc)
             log(f"  FAILED: {exc}")
@@ -755,6 +912,8 @@ def orchestrate(args: argparse.Namespace) -> int:
             "throughput": throughput,
             "latency": latency,
             "ratios": build_ratios(throughput, latency),
+            "flightsql_node_spill": node_spill,
+            "contention": {name: c["cpu"] for name, c in clients.items()},
             "errors": errors,
         }
         report["duration_seconds"] = round(time.time() - started, 1)
@@ -763,10 +922,11 @@ def orchestrate(args: argparse.Namespace) -> int:
         out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"results written to {out}")
         if errors:
-            log("some measurements failed; server logs were:\n" + "\n".join(f"  {k}: {v}" for k, v in errors.items()))
+            log("some measurements failed:\n" + "\n".join(f"  {k}: {v}" for k, v in errors.items()))
         return 1 if errors else 0
     finally:
         registry.stop_all()
+        monitor.stop()
         if args.keep_scratch:
             log(f"scratch kept at {tmp}")
         else:

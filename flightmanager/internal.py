@@ -44,7 +44,10 @@ class InternalFlightService(FlightService):
         self._on_exhausted = on_exhausted
 
     def do_put(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterable[pb.PutResult]:
-        first = parse_flight_data(next(requests))
+        raw_first = next(requests, None)
+        if raw_first is None:
+            raise PushRefused("push refused: empty stream")
+        first = parse_flight_data(raw_first)
         try:
             command = pb.FlightDescriptor.FromString(first.descriptor).cmd
             header = PushHeader.decode(command)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
@@ -89,7 +90,9 @@ class PartitionWriter:
 
     def _open_spill(self) -> None:
         stored = self._stored
-        path = self._spool.spill_dir / f"p{stored.partition:06d}-a{stored.attempt}.arrows"
+        # Unique per writer: a retried stage may reuse an attempt number while an old
+        # task of the same partition is still pushing.
+        path = self._spool.spill_dir / f"p{stored.partition:06d}-a{stored.attempt}-{uuid.uuid4().hex[:12]}.arrows"
         path.parent.mkdir(parents=True, exist_ok=True)
         self._spill_file = pa.OSFile(str(path), "wb")
         self._spill_file.write(self._spool.schema.serialize())
@@ -252,13 +255,20 @@ class ResultSpool:
                         position += 1
                         continue
                     self._cond.wait()
-            for batch in stored.batches():
+            for batch in self._read(stored):
                 self.check_open()
                 self.rows_served += batch.rows
                 self.bytes_served += batch.nbytes
                 yield batch
             served.add(stored.partition)
             position += 1
+
+    def _read(self, stored: StoredPartition) -> Iterator[EncodedBatch]:
+        try:
+            yield from stored.batches()
+        except OSError:
+            self.check_open()  # closed under the reader: NOT_FOUND, not an I/O error
+            raise
 
     def _check_manifest(self, served: set[int]) -> None:
         assert self._manifest is not None

@@ -93,10 +93,10 @@ def parse_flight_data(raw: bytes) -> FlightMessage:
                 descriptor = bytes(value)
         elif wire_type == 0:
             _, pos = _read_varint(data, pos)
-        elif wire_type == 1:
-            pos += 8
-        elif wire_type == 5:
-            pos += 4
+        elif wire_type in (1, 5):
+            pos += 8 if wire_type == 1 else 4
+            if pos > len(data):
+                raise ValueError("truncated FlightData message")
         else:
             raise ValueError(f"unexpected protobuf wire type {wire_type} in FlightData")
     return FlightMessage(descriptor, header, app_metadata, body)

@@ -81,8 +81,15 @@ def count_parameter_markers(sql: str) -> int:
             while i < n and sql[i] != "\n":
                 i += 1
         elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = n if end < 0 else end + 1
+            depth, i = 1, i + 2  # Spark's bracketed comments nest
+            while i < n and depth:
+                if sql.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif sql.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+            continue
         elif ch == "?":
             count += 1
         i += 1

@@ -25,12 +25,10 @@ class ResultTicket:
 
     @classmethod
     def decode(cls, data: bytes) -> "ResultTicket":
-        if not data.startswith(_TICKET_V1) or len(data) != len(_TICKET_V1) + 32:
+        body = data[len(_TICKET_V1):]
+        if not data.startswith(_TICKET_V1) or len(body) != 32 or not _is_hex(body):
             raise InvalidArgument("ticket is not one this server issued")
-        query_id = data[len(_TICKET_V1):].decode("ascii", "replace")
-        if not all(c in "0123456789abcdef" for c in query_id):
-            raise InvalidArgument("ticket is not one this server issued")
-        return cls(query_id)
+        return cls(body.decode("ascii"))
 
 
 @dataclass(frozen=True)
@@ -46,6 +44,11 @@ class StatementHandle:
 
     @classmethod
     def decode(cls, data: bytes) -> "StatementHandle":
-        if not data.startswith(_HANDLE_V1) or len(data) != len(_HANDLE_V1) + 32:
+        body = data[len(_HANDLE_V1):]
+        if not data.startswith(_HANDLE_V1) or len(body) != 32 or not _is_hex(body):
             raise InvalidArgument("prepared statement handle is not one this server issued")
-        return cls(data[len(_HANDLE_V1):].decode("ascii", "replace"))
+        return cls(body.decode("ascii"))
+
+
+def _is_hex(body: bytes) -> bool:
+    return all(c in b"0123456789abcdef" for c in body)

@@ -206,6 +206,25 @@ class CpuMonitor:
             "foreign_share_of_machine": round(foreign / (wall * cores), 4) if wall > 0 else 0.0,
         }
 
+    def wait_idle(self, timeout: float, window: float = 5.0, threshold: float = 0.10) -> dict[str, Any]:
+        """Wait (at most `timeout` seconds) for a window in which other processes use < threshold of the machine."""
+        started = time.monotonic()
+        share = 0.0
+        announced = False
+        while True:
+            start = self.snapshot()
+            time.sleep(window)
+            share = self.since(start)["foreign_share_of_machine"]
+            waited = time.monotonic() - started
+            if share < threshold:
+                return {"idle": True, "waited_seconds": round(waited, 1), "foreign_share": share}
+            if waited + window > timeout:
+                log(f"  machine still busy ({share:.0%} used by other processes) after {waited:.0f}s; measuring anyway")
+                return {"idle": False, "waited_seconds": round(waited, 1), "foreign_share": share}
+            if not announced:
+                log(f"  other processes use {share:.0%} of the machine; waiting up to {timeout:.0f}s for it to calm down")
+                announced = True
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(2)
@@ -529,6 +548,7 @@ def run_client(
     runs: int,
     timeout: float,
     uri: str = "",
+    idle_timeout: float = 0.0,
 ) -> dict[str, Any]:
     out = tmp / f"client-{kind}.json"
     cmd = [
@@ -540,6 +560,7 @@ def run_client(
     env = dict(os.environ)
     env.pop("SPARK_REMOTE", None)
     env.pop("PYSPARK_SUBMIT_ARGS", None)
+    idle = monitor.wait_idle(idle_timeout) if idle_timeout > 0 else None
     start = monitor.snapshot()
     proc = registry.add(Managed(f"client-{kind}", cmd, tmp / f"client-{kind}.log", env=env, cwd=tmp))
     try:
@@ -550,6 +571,7 @@ def run_client(
         registry.stop(proc, grace=5.0)
     result = json.loads(out.read_text())
     result["cpu"] = cpu = monitor.since(start)
+    cpu["before"] = idle
     if cpu["foreign_share_of_machine"] > 0.05:
         log(
             f"  WARNING: other processes used {cpu['foreign_cpu_seconds']:.1f} CPU-s"
@@ -848,7 +870,10 @@ def orchestrate(args: argparse.Namespace) -> int:
         try:
             node, uri = start_node(registry, tmp, args.start_timeout)
             jvm_heaps["flightsql_node"] = group_jvm_heaps(node.pgid)
-            clients["adbc"] = run_client(registry, monitor, tmp, "adbc", args.rows, args.runs, client_timeout, uri=uri)
+            clients["adbc"] = run_client(
+                registry, monitor, tmp, "adbc", args.rows, args.runs, client_timeout,
+                uri=uri, idle_timeout=args.idle_timeout,
+            )
             node_spill = spill_usage(tmp / "node-work" / "spill")
             if node_spill["spilled_results"]:
                 log(
@@ -867,7 +892,10 @@ def orchestrate(args: argparse.Namespace) -> int:
         # 2. Spark in-process toArrow() (its own process and JVM).
         log("[2/3] Spark in-process toArrow()")
         try:
-            clients["inproc"] = run_client(registry, monitor, tmp, "inproc", args.rows, args.runs, client_timeout)
+            clients["inproc"] = run_client(
+                registry, monitor, tmp, "inproc", args.rows, args.runs, client_timeout,
+                idle_timeout=args.idle_timeout,
+            )
             jvm_heaps["spark_inprocess"] = clients["inproc"].get("jvm_xmx", [])
         except Exception as exc:
             errors["spark_inprocess"] = str(exc)
@@ -879,7 +907,10 @@ def orchestrate(args: argparse.Namespace) -> int:
         try:
             server, sc_uri = start_spark_connect(registry, tmp, args.start_timeout)
             jvm_heaps["spark_connect_server"] = group_jvm_heaps(server.pgid)
-            clients["connect"] = run_client(registry, monitor, tmp, "connect", args.rows, args.runs, client_timeout, uri=sc_uri)
+            clients["connect"] = run_client(
+                registry, monitor, tmp, "connect", args.rows, args.runs, client_timeout,
+                uri=sc_uri, idle_timeout=args.idle_timeout,
+            )
         except Exception as exc:
             errors["spark_connect"] = str(exc)
             log(f"  FAILED: {exc}")
@@ -940,6 +971,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-timeout", type=float, default=300.0, help="seconds a server may take to start")
     parser.add_argument("--client-timeout", type=float, default=0.0,
                         help="seconds one system's measurements may take (default: from --rows and --runs)")
+    parser.add_argument("--idle-timeout", type=float, default=300.0,
+                        help="seconds to wait, before each measurement, for other processes to leave"
+                             " the CPUs alone (0: do not wait)")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch folder (server and client logs)")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--uri", help=argparse.SUPPRESS)

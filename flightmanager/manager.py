@@ -235,6 +235,16 @@ class LocalFlightManager(SparkFlightManager):
         finally:
             sc.setLocalProperty("spark.jobGroup.id", None)
 
+    def warm_up(self) -> None:
+        """Run one tiny push job so the first user query does not pay for Python workers."""
+        sc = self.spark.sparkContext
+        df = self.spark.range(0, 1, 1, max(1, sc.defaultParallelism))
+        submitted = self.submit(df, owner="node", sql="-- warm-up", ordered=False)
+        _, batches = self.stream(submitted.query_id, "node")
+        for _ in batches:
+            pass
+        self._expire(self.record(submitted.query_id), "closed")
+
     def _fail(self, record: QueryRecord, exc: BaseException) -> None:
         with self._lock:
             if record.state is QueryState.CANCELLED:

@@ -66,6 +66,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--result-ttl", type=float, default=_DEFAULTS.result_ttl,
                        help="seconds a result stays readable (RenewFlightEndpoint extends it)")
     serve.add_argument("--token-ttl", type=int, default=_DEFAULTS.token_ttl, help="seconds a bearer token is valid")
+    serve.add_argument("--execution-mode", choices=("auto", "distributed"), default=_DEFAULTS.execution_mode,
+                       help="auto: results of plans that read no table (SELECT 1, VALUES) and have at most "
+                       "10,000 rows come from the driver without a distributed job; distributed: always push "
+                       "from executors. Sessions may override it with the session option execution_mode")
     serve.add_argument("--demo", action="store_true", default=None,
                        help="create the demo.trips table (100,000 rows) at start")
     serve.add_argument("--log-level", default=_DEFAULTS.log_level, help="DEBUG, INFO, WARNING or ERROR")
@@ -87,6 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
         "allow_unauthenticated_remote": args.allow_unauthenticated_remote,
         "memory_budget": args.memory_budget, "disk_budget": args.disk_budget,
         "result_ttl": args.result_ttl, "token_ttl": args.token_ttl, "demo": args.demo,
+        "execution_mode": args.execution_mode,
         "log_level": args.log_level,
     }
     settings = load(flags)

@@ -32,6 +32,7 @@ class Settings:
     result_ttl: float = 600.0
     token_ttl: int = 3600
     demo: bool = False
+    execution_mode: str = "auto"
     log_level: str = "INFO"
 
     @property

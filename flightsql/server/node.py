@@ -86,11 +86,14 @@ class FlightSqlNode:
             ),
         )
         holder["manager"] = self.manager
+        self.manager.warm_up()
         if settings.demo:
             from flightsql.demo import create_demo_tables
 
             create_demo_tables(self.spark)
-        self.service = FlightSqlService(self.spark, self.manager, authenticator, work / "staging", VERSION)
+        self.service = FlightSqlService(
+            self.spark, self.manager, authenticator, work / "staging", VERSION, settings.execution_mode
+        )
         serve(self.public_server, self.service)
         self.port = port
         self.node = node

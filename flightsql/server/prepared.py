@@ -22,6 +22,8 @@ class PreparedStatement:
     statement: Statement
     dataset_schema: pa.Schema | None
     parameters: list[list[Any]] = field(default_factory=list)
+    #: the DataFrame analysed at prepare time, kept for the first execution
+    analysed: Any = None
     created: float = field(default_factory=time.time)
 
 

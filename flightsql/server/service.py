@@ -44,6 +44,7 @@ from flightsql.server.statements import (
     dataframe,
     is_ordered,
     parameter_rows,
+    reads_no_data,
     parameter_schema,
 )
 from flightsql.server.status import spark_status
@@ -53,9 +54,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from flightmanager.manager import SparkFlightManager
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
+
+#: in "auto" mode, a plan that reads no data source and yields at most this many rows
+#: is answered from the driver, without a distributed job
+AUTO_MAX_ROWS = 10_000
+EXECUTION_MODES = ("auto", "distributed")
 
 _ACTIONS = {
     "CreatePreparedStatement": "Prepare a SQL statement; returns a handle and its schemas.",
@@ -85,7 +91,11 @@ class FlightSqlService(FlightService):
         authenticator: Authenticator,
         staging_dir: "Path",
         server_version: str,
+        execution_mode: str = "auto",
     ) -> None:
+        if execution_mode not in EXECUTION_MODES:
+            raise ValueError(f"execution mode must be one of {EXECUTION_MODES}, got {execution_mode!r}")
+        self.execution_mode = execution_mode
         self.spark = spark
         self.manager = manager
         self.authenticator = authenticator
@@ -131,7 +141,10 @@ class FlightSqlService(FlightService):
             rows = prepared.parameters
             if len(rows) > 1:
                 raise InvalidArgument(f"a query takes one row of parameters; {len(rows)} were bound")
-            return self._execute(call, prepared.statement, rows[0] if rows else None)
+            # the DataFrame analysed at prepare time serves the first execution only:
+            # later ones analyse again and see the catalog as it is then
+            df, prepared.analysed = (prepared.analysed, None) if not rows else (None, None)
+            return self._execute(call, prepared.statement, rows[0] if rows else None, df)
         table = self._metadata(spark, command)
         return self.manager.publish(table.schema, table.to_batches(), owner=user, sql=command.name)
 
@@ -176,11 +189,20 @@ class FlightSqlService(FlightService):
                 self._sql_info = SqlInfoCatalog(engine_facts(self.spark, self.server_version))
             return self._sql_info
 
-    def _execute(self, call: Call, statement: Statement, parameters: list[Any] | None) -> Submitted:
+    def _execute(
+        self, call: Call, statement: Statement, parameters: list[Any] | None, df: "DataFrame | None" = None
+    ) -> Submitted:
         spark = call.session.spark
         user = call.principal.user
-        df = dataframe(spark, statement, parameters)
+        if df is None:
+            df = dataframe(spark, statement, parameters)
         if statement.kind is StatementKind.QUERY:
+            if call.session.execution_mode(self.execution_mode) == "auto" and reads_no_data(df):
+                small = df.limit(AUTO_MAX_ROWS + 1).toArrow()  # at most AUTO_MAX_ROWS + 1 rows
+                if small.num_rows <= AUTO_MAX_ROWS:
+                    return self.manager.publish(
+                        arrow_schema(df), small.to_batches(), owner=user, sql=statement.sql
+                    )
             return self.manager.submit(df, owner=user, sql=statement.sql, ordered=is_ordered(df))
         # A command ran in the driver just now; its output is already there.
         table = df.toArrow()
@@ -307,9 +329,16 @@ class FlightSqlService(FlightService):
         if isinstance(action, cmd.CreatePreparedStatement):
             _no_transactions(action.transaction_id, "CreatePreparedStatement")
             statement = classify(spark, action.query)
-            dataset_schema = self._prepared_schema(spark, statement)
+            analysed = None
+            if statement.kind is StatementKind.QUERY and not statement.parameter_count:
+                analysed = dataframe(spark, statement, None)
+                dataset_schema: pa.Schema | None = arrow_schema(analysed)
+            else:
+                dataset_schema = self._prepared_schema(spark, statement)
             handle = StatementHandle.new()
-            self.prepared.add(PreparedStatement(handle, user, call.session.session_id, statement, dataset_schema))
+            prepared = PreparedStatement(handle, user, call.session.session_id, statement, dataset_schema)
+            prepared.analysed = analysed
+            self.prepared.add(prepared)
             return results.create_prepared_statement_result(
                 handle.encode(),
                 schema_to_bytes(dataset_schema) if dataset_schema is not None else None,

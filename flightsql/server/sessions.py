@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 SESSION_COOKIE = "arrow_flight_session_id"
 #: session option names (ADBC sends "catalog" and "schema")
 CATALOG_OPTIONS = ("catalog",)
+EXECUTION_MODE_OPTION = "execution_mode"
 SCHEMA_OPTIONS = ("schema", "db_schema")
 
 
@@ -30,6 +31,9 @@ class ClientSession:
     spark: "SparkSession"
     options: dict[str, object] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def execution_mode(self, default: str) -> str:
+        return str(self.options.get(EXECUTION_MODE_OPTION, default))
 
     def current(self) -> dict[str, object]:
         """Options as clients read them back, with the live catalog and schema."""
@@ -48,6 +52,10 @@ class ClientSession:
             if not isinstance(value, str):
                 return "invalid_value"
             self.spark.catalog.setCurrentDatabase(value)
+        elif name == EXECUTION_MODE_OPTION:
+            if value not in ("auto", "distributed"):
+                return "invalid_value"
+            self.options[name] = value
         elif name.startswith("spark."):
             if value is None:
                 self.spark.conf.unset(name)

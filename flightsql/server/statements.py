@@ -123,6 +123,20 @@ def is_ordered(df: "DataFrame") -> bool:
         plan = plan.children().head()
 
 
+#: leaves that hold their rows in the plan itself (no data source is read)
+_LITERAL_LEAVES = {"OneRowRelation", "LocalRelation"}
+
+
+def reads_no_data(df: "DataFrame") -> bool:
+    """Whether every leaf of the optimized plan is literal rows (SELECT 1, VALUES ...)."""
+    leaves = df._jdf.queryExecution().optimizedPlan().collectLeaves()
+    iterator = leaves.iterator()
+    while iterator.hasNext():
+        if iterator.next().getClass().getSimpleName() not in _LITERAL_LEAVES:
+            return False
+    return True
+
+
 def affected_rows(df: "DataFrame") -> int:
     """Rows written by an executed DML statement, or -1 where Spark does not say."""
     try:

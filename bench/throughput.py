@@ -56,6 +56,9 @@ COMMON_CONF = {
     "spark.driver.maxResultSize": "0",
 }
 
+#: share of the machine used by other processes above which a measurement is flagged
+CONTENDED_SHARE = 0.05
+
 TARGET_VS_INPROC = 0.8
 TARGET_VS_CONNECT = 1.0
 
@@ -549,8 +552,42 @@ def run_client(
     timeout: float,
     uri: str = "",
     idle_timeout: float = 0.0,
+    retries: int = 0,
+) -> dict[str, Any]:
+    """Run one client; repeat it (up to `retries` times) if other processes competed for the CPUs.
+
+    Of several attempts the one with the least competition is kept.
+    """
+    attempts: list[dict[str, Any]] = []
+    for attempt in range(retries + 1):
+        result = _run_client_once(registry, monitor, tmp, kind, rows, runs, timeout, uri, idle_timeout)
+        attempts.append(result)
+        if result["cpu"]["foreign_share_of_machine"] <= CONTENDED_SHARE:
+            break
+        if attempt < retries:
+            log("  repeating this measurement on a quieter machine")
+    kept = min(attempts, key=lambda r: r["cpu"]["foreign_share_of_machine"])
+    if len(attempts) > 1:
+        log(f"  keeping attempt {attempts.index(kept) + 1} of {len(attempts)} (least competition)")
+    kept["discarded_attempts"] = [
+        {"cpu": r["cpu"], "runs_seconds": [run["seconds"] for run in r["runs"]]} for r in attempts if r is not kept
+    ]
+    return kept
+
+
+def _run_client_once(
+    registry: Registry,
+    monitor: CpuMonitor,
+    tmp: Path,
+    kind: str,
+    rows: int,
+    runs: int,
+    timeout: float,
+    uri: str,
+    idle_timeout: float,
 ) -> dict[str, Any]:
     out = tmp / f"client-{kind}.json"
+    out.unlink(missing_ok=True)
     cmd = [
         sys.executable, str(Path(__file__).resolve()),
         "--client", kind, "--rows", str(rows), "--runs", str(runs), "--out", str(out),
@@ -572,7 +609,7 @@ def run_client(
     result = json.loads(out.read_text())
     result["cpu"] = cpu = monitor.since(start)
     cpu["before"] = idle
-    if cpu["foreign_share_of_machine"] > 0.05:
+    if cpu["foreign_share_of_machine"] > CONTENDED_SHARE:
         log(
             f"  WARNING: other processes used {cpu['foreign_cpu_seconds']:.1f} CPU-s"
             f" ({cpu['foreign_share_of_machine']:.0%} of the machine) during this measurement"
@@ -795,14 +832,16 @@ def print_report(report: dict[str, Any]) -> None:
             f"{names.get(k, k)} {v['foreign_share_of_machine']:.0%}" for k, v in contention.items()
         ]
         print("\nCPU used by other processes during each measurement (share of the machine): " + ", ".join(parts))
-        if any(v["foreign_share_of_machine"] > 0.05 for v in contention.values()):
+        if any(v["foreign_share_of_machine"] > CONTENDED_SHARE for v in contention.values()):
             print("  WARNING: the machine was not idle; treat the affected figures with care")
 
-    print("\nRatios\n")
+    print("\nRatios (from medians; in brackets: from each system's best run)\n")
     for r in report["ratios"].values():
         value = "-" if r["value"] is None else f"{r['value']:.2f}"
+        best = r.get("value_best_runs")
+        best_text = f"({best:.2f})" if best is not None else ""
         verdict = "n/a" if r["met"] is None else ("met" if r["met"] else "NOT met")
-        print(f"  {r['description']:<58} {value:>6}   target {r['target']:<7} {verdict}")
+        print(f"  {r['description']:<50} {value:>6} {best_text:>7}   target {r['target']:<7} {verdict}")
     print()
 
 
@@ -813,25 +852,29 @@ def ratio(num: float | None, den: float | None) -> float | None:
 
 
 def build_ratios(tp: dict[str, Any], lat: dict[str, Any]) -> dict[str, Any]:
-    def rps(key: str) -> float | None:
-        return tp[key]["rows_per_second"]["median"] if key in tp else None
+    def rps(key: str, which: str = "median") -> float | None:
+        return tp[key]["rows_per_second"][which] if key in tp else None
 
     def p50(key: str) -> float | None:
         return lat[key]["p50"] if key in lat else None
 
     vs_inproc = ratio(rps("flightsql_adbc"), rps("spark_inprocess_toarrow"))
     vs_connect = ratio(rps("flightsql_adbc"), rps("spark_connect_toarrow"))
+    best_vs_inproc = ratio(rps("flightsql_adbc", "best"), rps("spark_inprocess_toarrow", "best"))
+    best_vs_connect = ratio(rps("flightsql_adbc", "best"), rps("spark_connect_toarrow", "best"))
     lat_ratio = ratio(p50("flightsql_adbc"), p50("spark_connect"))
     return {
         "throughput_ours_vs_inprocess": {
             "description": "rows/s: Flight SQL node / in-process toArrow()",
             "value": vs_inproc, "target": f">= {TARGET_VS_INPROC}",
             "met": None if vs_inproc is None else vs_inproc >= TARGET_VS_INPROC,
+            "value_best_runs": best_vs_inproc,
         },
         "throughput_ours_vs_connect": {
             "description": "rows/s: Flight SQL node / Spark Connect toArrow()",
             "value": vs_connect, "target": f">= {TARGET_VS_CONNECT}",
             "met": None if vs_connect is None else vs_connect >= TARGET_VS_CONNECT,
+            "value_best_runs": best_vs_connect,
         },
         "select1_p50_ours_vs_connect": {
             "description": "SELECT 1 p50: Flight SQL node / Spark Connect",
@@ -872,7 +915,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             jvm_heaps["flightsql_node"] = group_jvm_heaps(node.pgid)
             clients["adbc"] = run_client(
                 registry, monitor, tmp, "adbc", args.rows, args.runs, client_timeout,
-                uri=uri, idle_timeout=args.idle_timeout,
+                uri=uri, idle_timeout=args.idle_timeout, retries=args.contention_retries,
             )
             node_spill = spill_usage(tmp / "node-work" / "spill")
             if node_spill["spilled_results"]:
@@ -894,7 +937,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         try:
             clients["inproc"] = run_client(
                 registry, monitor, tmp, "inproc", args.rows, args.runs, client_timeout,
-                idle_timeout=args.idle_timeout,
+                idle_timeout=args.idle_timeout, retries=args.contention_retries,
             )
             jvm_heaps["spark_inprocess"] = clients["inproc"].get("jvm_xmx", [])
         except Exception as exc:
@@ -909,7 +952,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             jvm_heaps["spark_connect_server"] = group_jvm_heaps(server.pgid)
             clients["connect"] = run_client(
                 registry, monitor, tmp, "connect", args.rows, args.runs, client_timeout,
-                uri=sc_uri, idle_timeout=args.idle_timeout,
+                uri=sc_uri, idle_timeout=args.idle_timeout, retries=args.contention_retries,
             )
         except Exception as exc:
             errors["spark_connect"] = str(exc)
@@ -974,6 +1017,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-timeout", type=float, default=300.0,
                         help="seconds to wait, before each measurement, for other processes to leave"
                              " the CPUs alone (0: do not wait)")
+    parser.add_argument("--contention-retries", type=int, default=1,
+                        help="times to repeat a measurement during which other processes used more than"
+                             f" {CONTENDED_SHARE:.0%} of the CPUs (default: 1)")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch folder (server and client logs)")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--uri", help=argparse.SUPPRESS)

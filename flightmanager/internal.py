@@ -24,7 +24,7 @@ from flightmanager.flight.wire import (
     parse_flight_data,
     schema_from_message,
 )
-from flightmanager.push import PushHeader
+from flightmanager.push import PushHeader, parse_completion
 from flightmanager.spool import ResultSpool
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,20 @@ class InternalFlightService(FlightService):
                 f"push refused: schema {pushed} does not match the result schema {spool.schema}"
             )
         writer = spool.begin(header.partition, header.attempt)
+        # However the RPC ends (an executor killed mid-push included), an uncommitted
+        # attempt gives its memory and disk back.
+        context.add_callback(writer.abort)
+        announced: int | None = None
         try:
             for raw in requests:
                 message = parse_flight_data(raw)
+                if not len(message.header):
+                    announced = parse_completion(message.app_metadata)
+                    if announced is None:
+                        raise PushRefused("push refused: unexpected metadata-only message")
+                    continue
+                if announced is not None:
+                    raise PushRefused("push refused: data after the completion marker")
                 if len(message.app_metadata) == 8:
                     (rows,) = struct.unpack("<q", message.app_metadata)
                 else:
@@ -74,6 +85,11 @@ class InternalFlightService(FlightService):
                         raise PushRefused("push refused: only record batches may follow the schema")
                     rows = _rows(message, spool.schema)
                 writer.append(EncodedBatch(bytes(message.header), bytes(message.body), rows))
+            if announced is None or announced != writer.rows:
+                raise PushRefused(
+                    f"push of partition {header.partition} attempt {header.attempt} ended without "
+                    f"completing ({writer.rows} rows received, {announced} announced); attempt dropped"
+                )
         except BudgetExceeded as exc:
             writer.abort()
             spool.fail(exc)  # the whole query fails, with the budget named

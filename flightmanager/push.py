@@ -61,6 +61,24 @@ class PushHeader:
         return cls(str(doc["q"]), int(doc["p"]), int(doc["a"]), str(doc["s"]))
 
 
+_COMPLETE = b"fm-complete:"
+
+
+def completion_marker(rows: int) -> bytes:
+    """The last message of a push: says the partition is whole, and how many rows it has.
+
+    A push is committed only on this marker, never on a bare end of stream, so an
+    executor that dies mid-push cannot leave a partial partition behind."""
+    return _COMPLETE + struct.pack("<q", rows)
+
+
+def parse_completion(app_metadata: bytes) -> int | None:
+    """Rows announced by a completion marker, or None if this is not one."""
+    if len(app_metadata) == len(_COMPLETE) + 8 and app_metadata.startswith(_COMPLETE):
+        return int(struct.unpack("<q", app_metadata[len(_COMPLETE):])[0])
+    return None
+
+
 def choose_target(targets: Sequence[PushTarget], partition: int, host: str) -> PushTarget:
     """The node on this host if there is one, else spread partitions evenly."""
     local = [t for t in targets if t.host == host]
@@ -107,6 +125,7 @@ def pusher(
                 nbytes += batch.nbytes
             if writer is None:  # an empty partition still commits, with no batches
                 writer, reader = _client(target.internal_uri).do_put(descriptor, pa.schema([]))
+            writer.write_metadata(pa.py_buffer(completion_marker(rows)))
             writer.done_writing()
             ack = reader.read()
             committed = ack is not None and ack.to_pybytes() == b"committed"

@@ -65,12 +65,20 @@ class PartitionWriter:
         self._stored = StoredPartition(partition, attempt)
         self._spill_file: pa.NativeFile | None = None
         self._done = False
+        # append, commit and abort may race: an RPC's termination callback aborts
+        self._lock = threading.Lock()
 
     @property
     def rows(self) -> int:
         return self._stored.rows
 
     def append(self, batch: EncodedBatch) -> None:
+        with self._lock:
+            if self._done:
+                raise ResultNotFound("partition attempt already ended")
+            self._append(batch)
+
+    def _append(self, batch: EncodedBatch) -> None:
         spool = self._spool
         spool.check_open()
         stored = self._stored
@@ -106,17 +114,19 @@ class PartitionWriter:
 
     def commit(self) -> bool:
         """Make this attempt visible; False if another attempt of the partition won."""
-        if self._done:
-            raise RuntimeError("partition attempt already ended")
-        self._done = True
-        self._close_spill()
+        with self._lock:
+            if self._done:
+                raise RuntimeError("partition attempt already ended")
+            self._done = True
+            self._close_spill()
         return self._spool._commit(self._stored)
 
     def abort(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._close_spill()
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            self._close_spill()
         self._spool._release(self._stored)
 
 

@@ -110,10 +110,16 @@ def _serve(args: argparse.Namespace) -> int:
     from flightsql.server.node import FlightSqlNode
 
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+
+    def install_handlers() -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+
+    install_handlers()
     node = FlightSqlNode(settings).start()
-    stop.wait()
+    install_handlers()  # again: starting Spark replaces the SIGINT handler with its own
+    while not stop.wait(3600):
+        pass
     node.stop()
     return 0
 

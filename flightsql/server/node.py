@@ -31,6 +31,15 @@ def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.warehouse.dir", str((settings.work_dir / "warehouse").resolve()))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={(settings.work_dir / 'derby').resolve()}")
+        # A persistent catalog: tables survive a restart (embedded Derby metastore in
+        # the work directory; a shared metastore is set with --conf spark.hadoop.hive.metastore.uris).
+        .config("spark.sql.catalogImplementation", "hive")
+        .config(
+            "spark.hadoop.javax.jdo.option.ConnectionURL",
+            f"jdbc:derby:;databaseName={(settings.work_dir / 'metastore_db').resolve()};create=true",
+        )
+        .config("spark.hadoop.hive.metastore.schema.verification", "false")
+        .config("spark.hadoop.datanucleus.schema.autoCreateAll", "true")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
         .config("spark.sql.execution.pythonUDF.arrow.enabled", "true")
     )

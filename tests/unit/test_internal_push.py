@@ -18,7 +18,7 @@ from flightmanager.flight import Flight_pb2 as pb
 from flightmanager.flight.service import SERVICE_NAME, start_server
 from flightmanager.flight.wire import EncodedBatch, parse_flight_data, schema_flight_data
 from flightmanager.internal import InternalFlightService
-from flightmanager.push import PushHeader, PushTarget, choose_target
+from flightmanager.push import completion_marker, PushHeader, PushTarget, choose_target
 from flightmanager.spool import ResultSpool
 
 SECRET = "cluster-secret-Zq8"
@@ -102,6 +102,7 @@ class Node:
         schema: pa.Schema = SCHEMA,
         *,
         with_rows: bool = True,
+        complete: bool = True,
     ) -> bytes | None:
         """Push as flightmanager.push does: row count as little-endian int64 metadata."""
         command = header.encode() if isinstance(header, PushHeader) else header
@@ -113,6 +114,8 @@ class Node:
                     writer.write_with_metadata(b, pa.py_buffer(struct.pack("<q", b.num_rows)))
                 else:
                     writer.write_batch(b)
+            if complete:
+                writer.write_metadata(pa.py_buffer(completion_marker(sum(b.num_rows for b in batches))))
             writer.done_writing()
             ack = reader.read()
         finally:
@@ -362,6 +365,7 @@ def _raw_flight_data(command: bytes, batches: list[pa.RecordBatch]) -> list[byte
                 data_header=enc.header, data_body=enc.body, app_metadata=struct.pack("<q", b.num_rows)
             ).SerializeToString()
         )
+    rest.append(pb.FlightData(app_metadata=completion_marker(sum(b.num_rows for b in batches))).SerializeToString())
     return [first, *rest]
 
 
@@ -389,6 +393,16 @@ def test_interrupted_push_never_commits_and_releases_its_memory(node: Node) -> N
     assert memory.given_back.wait(TIMEOUT)
     assert memory.used == 0
     assert spool.rows_held == 0
+    spool.finish({})
+    assert ids_of(spool) == []
+
+
+def test_push_that_ends_without_its_completion_marker_is_dropped(node: Node) -> None:
+    spool = node.spool("a" * 32)
+    with pytest.raises(flight.FlightUnauthorizedError) as raised:
+        node.push(header(), [batch(0, 10)], complete=False)
+    assert "ended without completing" in str(raised.value)
+    assert spool.memory.used == 0
     spool.finish({})
     assert ids_of(spool) == []
 

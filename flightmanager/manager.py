@@ -32,7 +32,7 @@ from flightmanager.errors import (
     ResultNotFound,
 )
 from flightmanager.flight.wire import EncodedBatch
-from flightmanager.push import SUMMARY_DDL, PushTarget, pusher
+from flightmanager.push import PushTarget, pusher
 from flightmanager.query import QueryState, transition
 from flightmanager.spool import ResultSpool
 from flightmanager.spark_failures import describe_failure
@@ -214,12 +214,12 @@ class LocalFlightManager(SparkFlightManager):
         spool = record.spool
         assert spool is not None
         try:
-            push = pusher(query_id, [self.node.push_target()], self.secret)
-            summary = df.mapInArrow(push, SUMMARY_DDL).collect()
+            push = pusher(query_id, [self.node.push_target()], self.secret, record.schema)
+            summary = arrow_batches(df).mapPartitions(push).collect()
             manifest = {
-                row["partition"]: (row["rows"] if row["committed"] else -1)
-                for row in summary
-                if row["node"] == self.node.node_id
+                partition: (rows if committed else -1)
+                for partition, _attempt, rows, _bytes, node_id, committed in summary
+                if node_id == self.node.node_id
             }
             spool.finish(manifest)
             with self._lock:
@@ -373,6 +373,18 @@ def arrow_schema(df: "DataFrame") -> pa.Schema:
     timezone = conf.get("spark.sql.session.timeZone")
     large = (conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false") or "false").lower() == "true"
     return to_arrow_schema(df.schema, timezone=timezone, prefers_large_types=large)
+
+
+def arrow_batches(df: "DataFrame"):  # type: ignore[no-untyped-def]
+    """The DataFrame's partitions as Arrow IPC record batch messages, made in the JVM.
+
+    Spark's own Arrow writer (what ``toArrow()`` uses) produces them on the executors;
+    Python tasks receive the bytes as they are."""
+    from pyspark.rdd import RDD
+    from pyspark.serializers import NoOpSerializer
+
+    jrdd = df._jdf.toArrowBatchRdd().toJavaRDD()
+    return RDD(jrdd, df.sparkSession.sparkContext, NoOpSerializer())
 
 
 def new_secret() -> str:

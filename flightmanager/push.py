@@ -1,10 +1,12 @@
 """The executor side: each task pushes its partition's Arrow batches to a node.
 
-:func:`pusher` builds the function given to ``DataFrame.mapInArrow``.  It runs in the
-Python workers of executors: it opens a DoPut to the internal Flight server of the
-chosen node, sends every batch of the partition (row count in ``app_metadata``), and
-yields one summary row: partition, attempt, rows, node, and whether the node kept
-this attempt (the first attempt of a partition to complete wins).
+Spark's JVM turns each partition into Arrow IPC record batch messages (its own
+Arrow writer, the one ``toArrow()`` uses); :func:`pusher` builds the function a
+Python task runs on them.  It opens a DoPut to the internal Flight server of the
+chosen node, forwards every message as FlightData (row count in ``app_metadata``)
+without decoding it, ends with a completion marker, and yields one summary tuple:
+partition, attempt, rows, bytes, node, and whether the node kept this attempt (the
+first attempt of a partition to complete wins).
 """
 
 from __future__ import annotations
@@ -17,17 +19,6 @@ from typing import Callable, Iterator, Sequence
 
 import pyarrow as pa
 
-SUMMARY_SCHEMA = pa.schema(
-    [
-        ("partition", pa.int32()),
-        ("attempt", pa.int32()),
-        ("rows", pa.int64()),
-        ("bytes", pa.int64()),
-        ("node", pa.string()),
-        ("committed", pa.bool_()),
-    ]
-)
-SUMMARY_DDL = "partition int, attempt int, rows long, bytes long, node string, committed boolean"
 
 
 @dataclass(frozen=True)
@@ -86,62 +77,64 @@ def choose_target(targets: Sequence[PushTarget], partition: int, host: str) -> P
     return pool[partition % len(pool)]
 
 
-_clients: dict[str, object] = {}
+_channels: dict[str, object] = {}
+
+_DO_PUT = "/arrow.flight.protocol.FlightService/DoPut"
 
 
-def _client(uri: str):  # type: ignore[no-untyped-def]
-    import pyarrow.flight as flight
+def _do_put(uri: str):  # type: ignore[no-untyped-def]
+    """A DoPut call to ``uri`` taking and returning raw bytes (one channel per worker)."""
+    import grpc
 
-    client = _clients.get(uri)
-    if client is None:
-        client = flight.connect(uri)
-        _clients[uri] = client
-    return client
+    channel = _channels.get(uri)
+    if channel is None:
+        target = uri.split("://", 1)[-1]
+        channel = grpc.insecure_channel(
+            target, options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        )
+        _channels[uri] = channel
+    return channel.stream_stream(_DO_PUT, request_serializer=None, response_deserializer=None)  # type: ignore[attr-defined]
+
+
+def _push_messages(
+    header: PushHeader, schema: pa.Schema, ipc_messages: Iterator[bytes], totals: list[int]
+) -> Iterator[bytes]:
+    """The FlightData stream of one push: descriptor and schema, batches, completion marker."""
+    from flightmanager.flight import Flight_pb2 as pb
+    from flightmanager.flight.wire import EncodedBatch, ipc_parts, schema_flight_data
+
+    descriptor = pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=header.encode())
+    yield pb.FlightData(flight_descriptor=descriptor).SerializeToString() + schema_flight_data(schema)
+    for message in ipc_messages:
+        ipc_header, body = ipc_parts(message)
+        rows = pa.ipc.read_record_batch(pa.ipc.read_message(pa.py_buffer(message)), schema).num_rows
+        totals[0] += rows
+        totals[1] += len(body)
+        yield EncodedBatch(ipc_header, body, rows).to_flight_data(app_metadata=struct.pack("<q", rows))
+    yield pb.FlightData(app_metadata=completion_marker(totals[0])).SerializeToString()
 
 
 def pusher(
-    query_id: str, targets: Sequence[PushTarget], secret: str
-) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The mapInArrow function that pushes each partition to a node."""
+    query_id: str, targets: Sequence[PushTarget], secret: str, schema: pa.Schema
+) -> Callable[[Iterator[bytes]], Iterator[tuple[int, int, int, int, str, bool]]]:
+    """The function each task runs on its partition of the JVM's Arrow batch RDD.
+
+    Elements are Arrow IPC record batch messages made by Spark's own Arrow writer;
+    they are forwarded as FlightData without being decoded.  Yields one summary tuple:
+    (partition, attempt, rows, bytes, node id, committed).
+    """
     targets = tuple(targets)
 
-    def push(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        import pyarrow.flight as flight
+    def push(ipc_messages: Iterator[bytes]) -> Iterator[tuple[int, int, int, int, str, bool]]:
         from pyspark import TaskContext
 
         context = TaskContext.get()
         partition, attempt = context.partitionId(), context.attemptNumber()
         target = choose_target(targets, partition, socket.gethostname())
         header = PushHeader(query_id, partition, attempt, secret)
-        descriptor = flight.FlightDescriptor.for_command(header.encode())
-        rows = nbytes = 0
-        writer = reader = None
-        try:
-            for batch in batches:
-                if writer is None:
-                    writer, reader = _client(target.internal_uri).do_put(descriptor, batch.schema)
-                writer.write_with_metadata(batch, pa.py_buffer(struct.pack("<q", batch.num_rows)))
-                rows += batch.num_rows
-                nbytes += batch.nbytes
-            if writer is None:  # an empty partition still commits, with no batches
-                writer, reader = _client(target.internal_uri).do_put(descriptor, pa.schema([]))
-            writer.write_metadata(pa.py_buffer(completion_marker(rows)))
-            writer.done_writing()
-            ack = reader.read()
-            committed = ack is not None and ack.to_pybytes() == b"committed"
-        finally:
-            if writer is not None:
-                writer.close()
-        yield pa.RecordBatch.from_arrays(
-            [
-                pa.array([partition], pa.int32()),
-                pa.array([attempt], pa.int32()),
-                pa.array([rows], pa.int64()),
-                pa.array([nbytes], pa.int64()),
-                pa.array([target.node_id]),
-                pa.array([committed]),
-            ],
-            schema=SUMMARY_SCHEMA,
-        )
+        totals = [0, 0]
+        replies = list(_do_put(target.internal_uri)(_push_messages(header, schema, ipc_messages, totals)))
+        committed = bool(replies) and replies[-1].endswith(b"committed")
+        yield (partition, attempt, totals[0], totals[1], target.node_id, committed)
 
     return push

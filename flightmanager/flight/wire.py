@@ -102,6 +102,15 @@ def parse_flight_data(raw: bytes) -> FlightMessage:
     return FlightMessage(descriptor, header, app_metadata, body)
 
 
+def ipc_parts(message: bytes | memoryview) -> tuple[memoryview, memoryview]:
+    """(flatbuffer header, body) of an encapsulated IPC message, without copying."""
+    view = memoryview(message)
+    offset = 4 if bytes(view[:4]) == _CONTINUATION else 0
+    (length,) = struct.unpack_from("<i", view, offset)
+    start = offset + 4
+    return view[start : start + length], view[start + length :]
+
+
 def _split_ipc(message: pa.Buffer | bytes) -> tuple[bytes, bytes]:
     """Split an encapsulated IPC message into (flatbuffer header, body)."""
     view = memoryview(message)
@@ -136,10 +145,12 @@ class EncodedBatch:
     def nbytes(self) -> int:
         return len(self.header) + len(self.body)
 
-    def to_flight_data(self) -> bytes:
-        return b"".join(
-            (_field(_KEY_HEADER, self.header), self.header, _field(_KEY_BODY, self.body), self.body)
-        )
+    def to_flight_data(self, app_metadata: bytes = b"") -> bytes:
+        parts = [_field(_KEY_HEADER, self.header), self.header]
+        if app_metadata:
+            parts += [_field(_KEY_APP_METADATA, app_metadata), app_metadata]
+        parts += [_field(_KEY_BODY, self.body), self.body]
+        return b"".join(parts)
 
     def to_ipc(self) -> bytes:
         """The encapsulated IPC message (what an Arrow IPC stream file holds)."""

@@ -898,10 +898,12 @@ def orchestrate(args: argparse.Namespace) -> int:
     client_timeout = args.client_timeout or (180.0 + (args.runs + 1) * max(60.0, args.rows / 1e5))
 
     def on_signal(signum: int, _frame: Any) -> None:
+        log(f"interrupted ({signal.Signals(signum).name}): stopping everything this benchmark started")
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    # Also SIGINT: a shell may start background jobs with it ignored.
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, on_signal)
     try:
         info = machine_info()
         log(f"machine: {info['nproc']} cores, Python {info['python']}, pyspark {info['pyspark']}, pyarrow {info['pyarrow']}")
@@ -1019,7 +1021,7 @@ def main(argv: list[str] | None = None) -> int:
                              " the CPUs alone (0: do not wait)")
     parser.add_argument("--contention-retries", type=int, default=1,
                         help="times to repeat a measurement during which other processes used more than"
-                             f" {CONTENDED_SHARE:.0%} of the CPUs (default: 1)")
+                             f" {CONTENDED_SHARE * 100:.0f}%% of the CPUs (default: 1)")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch folder (server and client logs)")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--uri", help=argparse.SUPPRESS)

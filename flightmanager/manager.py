@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -158,11 +158,11 @@ class LocalFlightManager(SparkFlightManager):
 
     # -- registry ------------------------------------------------------------
     def spool_of(self, query_id: str) -> ResultSpool | None:
-        record = self._records.get(query_id)
+        record = self._records.get(query_id) or self._lookup(query_id)
         return None if record is None else record.spool
 
     def record(self, query_id: str, user: str | None = None) -> QueryRecord:
-        record = self._records.get(query_id)
+        record = self._records.get(query_id) or self._lookup(query_id)
         if record is None:
             raise ResultNotFound(f"no result {query_id} on this node (unknown, or expired)")
         if user is not None and record.owner != user:
@@ -172,29 +172,62 @@ class LocalFlightManager(SparkFlightManager):
     def queries(self) -> list[QueryRecord]:
         return sorted(self._records.values(), key=lambda r: r.created, reverse=True)
 
-    def _register(self, owner: str, sql: str, schema: pa.Schema, ordered: bool) -> QueryRecord:
+    def _register(self, owner: str, sql: str, schema: pa.Schema, ordered: bool, *, local: bool = False) -> QueryRecord:
         query_id = uuid.uuid4().hex
         now = time.time()
         record = QueryRecord(
             query_id, owner, sql, schema, ordered, now, now + self.settings.result_ttl
         )
+        self._adopt(record)
+        self._published(record, local=local)
+        return record
+
+    def _adopt(self, record: QueryRecord) -> QueryRecord:
+        """Hold a spool for ``record`` on this node and schedule its expiry."""
+        query_id = record.query_id
         record.spool = ResultSpool(
             query_id,
-            schema,
+            record.schema,
             memory=self.memory,
             disk=self.disk,
             spill_dir=self.settings.spill_dir / query_id,
-            claim=lambda partition, attempt: True,  # one node: the spool keeps the first
-            ordered=ordered,
+            claim=self._claim(query_id),
+            ordered=record.ordered,
         )
         with self._lock:
+            existing = self._records.get(query_id)
+            if existing is not None:
+                return existing
             self._records[query_id] = record
             heapq.heappush(self._expiry, (record.expires_at, query_id))
             self._lock.notify_all()
         return record
 
+    # -- hooks a distributed manager overrides --------------------------------
+    def _claim(self, query_id: str) -> Callable[[int, int], bool]:
+        return lambda partition, attempt: True  # one node: the spool keeps the first attempt
+
+    def _targets(self, record: QueryRecord) -> list[Node]:
+        return [self.node]
+
     def _endpoints(self, record: QueryRecord) -> tuple[Endpoint, ...]:
         return (Endpoint(self.node, record.query_id, record.expires_at),)
+
+    def _lookup(self, query_id: str) -> QueryRecord | None:
+        """A query this node has not seen (another node coordinates it)."""
+        return None
+
+    def _published(self, record: QueryRecord, *, local: bool) -> None:
+        """The query was registered here (the coordinator)."""
+
+    def _finished(self, record: QueryRecord, manifests: dict[str, dict[int, int]]) -> None:
+        """The job succeeded; ``manifests`` maps node id to {partition: rows}."""
+        assert record.spool is not None
+        record.spool.finish(manifests.get(self.node.node_id, {}))
+
+    def _failed(self, record: QueryRecord, error: FlightManagerError) -> None:
+        if record.spool is not None:
+            record.spool.fail(error)
 
     # -- running -------------------------------------------------------------
     def submit(self, df: "DataFrame", *, owner: str, sql: str, ordered: bool) -> Submitted:
@@ -214,21 +247,21 @@ class LocalFlightManager(SparkFlightManager):
         spool = record.spool
         assert spool is not None
         try:
-            push = pusher(query_id, [self.node.push_target()], self.secret, record.schema)
+            targets = [n.push_target() for n in self._targets(record)]
+            push = pusher(query_id, targets, self.secret, record.schema)
             summary = arrow_batches(df).mapPartitions(push).collect()
-            manifest = {
-                partition: (rows if committed else -1)
-                for partition, _attempt, rows, _bytes, node_id, committed in summary
-                if node_id == self.node.node_id
-            }
-            spool.finish(manifest)
+            manifests: dict[str, dict[int, int]] = {t.node_id: {} for t in targets}
+            for partition, _attempt, rows, _bytes, node_id, committed in summary:
+                manifests.setdefault(node_id, {})[partition] = rows if committed else -1
             with self._lock:
                 if record.state is QueryState.RUNNING:
                     record.move(QueryState.FINISHED)
                     record.finished_at = time.time()
+            self._finished(record, manifests)
             log.info(
-                "query %s finished: %d partitions, %d rows",
-                query_id, len(manifest), sum(max(r, 0) for r in manifest.values()),
+                "query %s finished: %d partitions, %d rows; rows per node %s",
+                query_id, len(summary), sum(row[2] for row in summary),
+                {node: sum(max(r, 0) for r in m.values()) for node, m in manifests.items()},
             )
         except Exception as exc:  # noqa: BLE001 - any failure ends the query
             self._fail(record, exc)
@@ -257,15 +290,14 @@ class LocalFlightManager(SparkFlightManager):
                     record.move(QueryState.FAILED)
             record.error = error
             record.finished_at = time.time()
-        if record.spool is not None:
-            record.spool.fail(error)
+        self._failed(record, error)
         log.warning("query %s failed: %s", record.query_id, error.message)
 
     def publish(
         self, schema: pa.Schema, batches: Iterable[pa.RecordBatch], *, owner: str, sql: str
     ) -> Submitted:
         """Serve a result the driver already holds (a command's output, metadata)."""
-        record = self._register(owner, sql, schema, True)
+        record = self._register(owner, sql, schema, True, local=True)
         spool = record.spool
         assert spool is not None
         writer = spool.begin(0, 0)
@@ -282,7 +314,8 @@ class LocalFlightManager(SparkFlightManager):
         record.move(QueryState.RUNNING)
         record.move(QueryState.FINISHED)
         record.finished_at = time.time()
-        return Submitted(record.query_id, schema, self._endpoints(record), True)
+        # A result the driver holds is served by this node alone.
+        return Submitted(record.query_id, schema, (Endpoint(self.node, record.query_id, record.expires_at),), True)
 
     # -- reading and lifecycle -------------------------------------------------
     def stream(self, query_id: str, user: str) -> tuple[pa.Schema, Iterator[EncodedBatch]]:
@@ -302,8 +335,8 @@ class LocalFlightManager(SparkFlightManager):
             else:
                 return record.state
         self.spark.sparkContext.cancelJobGroup(query_id)
-        if record.spool is not None:
-            record.spool.fail(record.error)
+        assert record.error is not None
+        self._failed(record, record.error)
         return record.state
 
     def renew(self, query_id: str, user: str) -> float:

@@ -88,6 +88,9 @@ class QueryRecord:
     error: FlightManagerError | None = None
     finished_at: float | None = None
     spool: ResultSpool | None = field(default=None, repr=False)
+    #: the node that runs the job, and the nodes that hold parts of the result
+    coordinator: str = ""
+    nodes: tuple[Node, ...] = ()
 
     def move(self, target: QueryState) -> None:
         self.state = transition(self.state, target)
@@ -176,13 +179,14 @@ class LocalFlightManager(SparkFlightManager):
         query_id = uuid.uuid4().hex
         now = time.time()
         record = QueryRecord(
-            query_id, owner, sql, schema, ordered, now, now + self.settings.result_ttl
+            query_id, owner, sql, schema, ordered, now, now + self.settings.result_ttl,
+            coordinator=self.node.node_id, nodes=(self.node,),
         )
-        self._adopt(record)
+        self._adopt(record, local=local)
         self._published(record, local=local)
         return record
 
-    def _adopt(self, record: QueryRecord) -> QueryRecord:
+    def _adopt(self, record: QueryRecord, *, local: bool = False) -> QueryRecord:
         """Hold a spool for ``record`` on this node and schedule its expiry."""
         query_id = record.query_id
         record.spool = ResultSpool(
@@ -191,7 +195,8 @@ class LocalFlightManager(SparkFlightManager):
             memory=self.memory,
             disk=self.disk,
             spill_dir=self.settings.spill_dir / query_id,
-            claim=self._claim(query_id),
+            # a result only this node holds needs no arbiter: the spool keeps the first attempt
+            claim=(lambda partition, attempt: True) if local else self._claim(query_id),
             ordered=record.ordered,
         )
         with self._lock:
@@ -208,10 +213,10 @@ class LocalFlightManager(SparkFlightManager):
         return lambda partition, attempt: True  # one node: the spool keeps the first attempt
 
     def _targets(self, record: QueryRecord) -> list[Node]:
-        return [self.node]
+        return list(record.nodes) or [self.node]
 
     def _endpoints(self, record: QueryRecord) -> tuple[Endpoint, ...]:
-        return (Endpoint(self.node, record.query_id, record.expires_at),)
+        return tuple(Endpoint(node, record.query_id, record.expires_at) for node in self._targets(record))
 
     def _lookup(self, query_id: str) -> QueryRecord | None:
         """A query this node has not seen (another node coordinates it)."""

@@ -66,6 +66,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--result-ttl", type=float, default=_DEFAULTS.result_ttl,
                        help="seconds a result stays readable (RenewFlightEndpoint extends it)")
     serve.add_argument("--token-ttl", type=int, default=_DEFAULTS.token_ttl, help="seconds a bearer token is valid")
+    serve.add_argument("--zookeeper", default=None, metavar="HOST:PORT[,HOST:PORT][/CHROOT]",
+                       help="ZooKeeper ensemble of the cluster to join (default: start an embedded "
+                       "ZooKeeper from PySpark's jars, data under WORK_DIR/zookeeper)")
+    serve.add_argument("--metastore", default=None, metavar="thrift://HOST:PORT",
+                       help="Hive metastore shared by the nodes (default: an embedded Derby metastore "
+                       "in WORK_DIR, private to this node)")
     serve.add_argument("--execution-mode", choices=("auto", "distributed"), default=_DEFAULTS.execution_mode,
                        help="auto: results of plans that read no table (SELECT 1, VALUES) and have at most "
                        "10,000 rows come from the driver without a distributed job; distributed: always push "
@@ -91,7 +97,7 @@ def _serve(args: argparse.Namespace) -> int:
         "allow_unauthenticated_remote": args.allow_unauthenticated_remote,
         "memory_budget": args.memory_budget, "disk_budget": args.disk_budget,
         "result_ttl": args.result_ttl, "token_ttl": args.token_ttl, "demo": args.demo,
-        "execution_mode": args.execution_mode,
+        "execution_mode": args.execution_mode, "zookeeper": args.zookeeper, "metastore": args.metastore,
         "log_level": args.log_level,
     }
     settings = load(flags)

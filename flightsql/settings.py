@@ -33,6 +33,8 @@ class Settings:
     token_ttl: int = 3600
     demo: bool = False
     execution_mode: str = "auto"
+    zookeeper: str | None = None
+    metastore: str | None = None
     log_level: str = "INFO"
 
     @property

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 
 from flightmanager.flight.service import bind_server, serve, start_server
 from flightmanager.internal import InternalFlightService
-from flightmanager.manager import LocalFlightManager, Node, SpoolSettings, new_secret
+from flightmanager.manager import Node, SpoolSettings
+from flightmanager.zk.embedded import EmbeddedZooKeeper
+from flightmanager.zk.manager import ZooKeeperFlightManager, cluster_secret
+from flightmanager.zk.manager import connect as zk_connect
+from flightmanager.zk.paths import Paths
 from flightsql.auth import Authenticator, TokenSigner, UserStore, load_or_create_secret
 from flightsql.server.service import FlightSqlService
 from flightsql.settings import Settings
@@ -39,6 +43,7 @@ def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
             f"jdbc:derby:;databaseName={(settings.work_dir / 'metastore_db').resolve()};create=true",
         )
         .config("spark.hadoop.hive.metastore.schema.verification", "false")
+        .config("spark.hadoop.hive.metastore.uris", settings.metastore or "")
         .config("spark.hadoop.datanucleus.schema.autoCreateAll", "true")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
         .config("spark.sql.execution.pythonUDF.arrow.enabled", "true")
@@ -60,15 +65,23 @@ class FlightSqlNode:
         work = settings.work_dir.resolve()
         work.mkdir(parents=True, exist_ok=True)
         self.spark = build_spark(settings)
-        secret_file = settings.secret_file or work / "cluster.secret"
-        secret = load_or_create_secret(secret_file)
+        if settings.zookeeper:
+            zk_string = settings.zookeeper
+            self.embedded_zookeeper = None
+        else:
+            self.embedded_zookeeper = EmbeddedZooKeeper(work / "zookeeper").start()
+            zk_string = self.embedded_zookeeper.connect_string
+        self.zk = zk_connect(zk_string)
+        paths = Paths()
+        # every node of the cluster shares one secret: tokens and pushes work anywhere
+        secret = load_or_create_secret(settings.secret_file) if settings.secret_file else cluster_secret(self.zk, paths)
         users = UserStore.load(settings.users_file) if settings.users_file else None
         if users is None:
             log.warning("authentication is off (no --users file): listening on %s only", settings.host)
         authenticator = Authenticator(users, TokenSigner(secret, settings.token_ttl))
         push_secret = secret.hex()
 
-        holder: dict[str, LocalFlightManager] = {}
+        holder: dict[str, ZooKeeperFlightManager] = {}
         internal = InternalFlightService(
             push_secret,
             lambda query_id: holder["manager"].spool_of(query_id),
@@ -83,7 +96,7 @@ class FlightSqlNode:
             internal_uri=f"grpc://{_uri_host('127.0.0.1' if internal_host == '127.0.0.1' else settings.public_host)}:{internal_port}",
             host=socket.gethostname(),
         )
-        self.manager = LocalFlightManager(
+        self.manager = ZooKeeperFlightManager(
             self.spark,
             node,
             push_secret,
@@ -93,6 +106,8 @@ class FlightSqlNode:
                 spill_dir=work / "spill",
                 result_ttl=settings.result_ttl,
             ),
+            self.zk,
+            paths,
         )
         holder["manager"] = self.manager
         self.manager.warm_up()
@@ -107,8 +122,9 @@ class FlightSqlNode:
         self.port = port
         self.node = node
         log.info(
-            "ready: Flight SQL at %s (internal %s, Spark %s, master %s)",
-            node.public_uri, node.internal_uri, self.spark.version, settings.master,
+            "ready: Flight SQL at %s (internal %s, Spark %s, master %s, ZooKeeper %s, %d live nodes)",
+            node.public_uri, node.internal_uri, self.spark.version, settings.master, zk_string,
+            len(self.manager.membership.live()),
         )
         return self
 
@@ -117,6 +133,10 @@ class FlightSqlNode:
         self.public_server.stop(grace=2).wait()
         self.manager.stop()
         self.internal_server.stop(grace=0).wait()
+        self.zk.stop()
+        self.zk.close()
+        if self.embedded_zookeeper is not None:
+            self.embedded_zookeeper.stop()
         self.spark.stop()
         log.info("stopped")
 

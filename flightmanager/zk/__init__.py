@@ -1,0 +1,1 @@
+"""ZooKeeper coordination: the znode layout, membership, the query registry."""

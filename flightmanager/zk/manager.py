@@ -1,0 +1,209 @@
+"""The ZooKeeper-backed SparkFlightManager: every result spread over every live node.
+
+The coordinator (the node a client asked) registers the query, gives the FlightInfo
+one endpoint per live node, and runs the job; executors push each partition to a
+node.  Which attempt of a partition counts is decided by a claim znode (the first
+committed attempt anywhere wins).  When the job ends the coordinator writes each
+node's manifest and the final state; every node watches the query's znode and ends
+its streams accordingly.  Losing the coordinator, or a node holding part of the
+result, fails the query on every node with the cause named.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import TYPE_CHECKING, Callable
+
+import grpc
+from kazoo.client import KazooClient
+from kazoo.exceptions import NodeExistsError
+
+from flightmanager.errors import FlightManagerError, NodeLost, QueryCancelled
+from flightmanager.manager import LocalFlightManager, Node, QueryRecord, SpoolSettings
+from flightmanager.query import QueryState
+from flightmanager.zk.membership import Membership
+from flightmanager.zk.paths import Paths
+from flightmanager.zk.registry import QueryInfo, QueryRegistry
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+
+def connect(connect_string: str, timeout: float = 30.0) -> KazooClient:
+    """A started kazoo client; ``host:port[,host:port][/chroot]`` (the chroot is created)."""
+    hosts, slash, chroot = connect_string.partition("/")
+    if slash and chroot:
+        bootstrap = KazooClient(hosts=hosts, timeout=10.0)
+        bootstrap.start(timeout=timeout)
+        try:
+            bootstrap.ensure_path("/" + chroot)
+        finally:
+            bootstrap.stop()
+            bootstrap.close()
+    client = KazooClient(hosts=connect_string, timeout=10.0)
+    client.start(timeout=timeout)
+    return client
+
+
+def cluster_secret(client: KazooClient, paths: Paths) -> bytes:
+    """The secret every node shares (tokens, pushes): created by the first node."""
+    client.ensure_path(paths.root) if paths.root != "/" else None
+    try:
+        client.create(paths.secret, secrets.token_hex(32).encode())
+    except NodeExistsError:
+        pass
+    data, _ = client.get(paths.secret)
+    return bytes.fromhex(data.decode())
+
+
+class ZooKeeperFlightManager(LocalFlightManager):
+    def __init__(
+        self,
+        spark: "SparkSession",
+        node: Node,
+        secret: str,
+        settings: SpoolSettings,
+        client: KazooClient,
+        paths: Paths,
+    ) -> None:
+        self.client = client
+        self.paths = paths
+        self.registry = QueryRegistry(client, paths)
+        super().__init__(spark, node, secret, settings)
+        self.membership = Membership(client, paths, node, self._departed).start()
+
+    # -- hooks -----------------------------------------------------------------
+    def _claim(self, query_id: str) -> Callable[[int, int], bool]:
+        return lambda partition, attempt: self.registry.claim(query_id, partition, self.node.node_id, attempt)
+
+    def _published(self, record: QueryRecord, *, local: bool) -> None:
+        if local:
+            return  # held by this node alone: nothing for the others to know
+        record.nodes = tuple(self.membership.live())
+        self.registry.create(
+            QueryInfo(
+                record.query_id, record.owner, self.node.node_id, record.sql,
+                QueryInfo.encode_schema(record.schema), record.ordered, record.created,
+                record.expires_at, nodes=[n.node_id for n in record.nodes],
+            )
+        )
+        self.registry.watch(record.query_id, lambda info: self._changed(record, info))
+
+    def _finished(self, record: QueryRecord, manifests: dict[str, dict[int, int]]) -> None:
+        for node_id, manifest in manifests.items():
+            if node_id != self.node.node_id:
+                self.registry.write_manifest(record.query_id, node_id, manifest)
+        assert record.spool is not None
+        record.spool.finish(manifests.get(self.node.node_id, {}))
+        self.registry.update(record.query_id, lambda info: _with(info, state=QueryState.FINISHED.value))
+
+    def _failed(self, record: QueryRecord, error: FlightManagerError) -> None:
+        super()._failed(record, error)
+        state = QueryState.CANCELLED if isinstance(error, QueryCancelled) else QueryState.FAILED
+        self.registry.update(
+            record.query_id,
+            lambda info: None if QueryState(info.state).terminal
+            else _with(info, state=state.value, error=error.message, error_code=error.code.name),
+        )
+
+    def _lookup(self, query_id: str) -> QueryRecord | None:
+        """Another node coordinates this query: mirror it and hold its part here."""
+        info = self.registry.get(query_id)
+        if info is None:
+            return None
+        record = QueryRecord(
+            query_id, info.owner, info.sql, info.arrow_schema(), info.ordered, info.created,
+            info.expires_at, state=QueryState.RUNNING, coordinator=info.coordinator,
+        )
+        adopted = self._adopt(record)
+        if adopted is record:
+            self.registry.watch(query_id, lambda changed: self._changed(record, changed))
+        return adopted
+
+    # -- reacting to other nodes -------------------------------------------------
+    def _changed(self, record: QueryRecord, info: QueryInfo | None) -> bool:
+        """A watch fired on the query's znode; returns False to stop watching."""
+        if info is None:
+            self._expire(record, "expired")
+            return False
+        record.nodes = record.nodes or tuple(n for n in self.membership.live() if n.node_id in info.nodes)
+        if info.expires_at > record.expires_at:
+            self._extend(record, info.expires_at)
+        state = QueryState(info.state)
+        spool = record.spool
+        if state is QueryState.FINISHED and record.coordinator != self.node.node_id and spool is not None:
+            record.state = QueryState.FINISHED
+            spool.finish(self.registry.manifest(record.query_id, self.node.node_id) or {})
+        elif state in (QueryState.FAILED, QueryState.CANCELLED):
+            if record.coordinator == self.node.node_id and record.state is QueryState.RUNNING:
+                self.spark.sparkContext.cancelJobGroup(record.query_id)
+            error = _error(info)
+            record.state, record.error = state, error
+            if spool is not None:
+                spool.fail(error)
+            return False
+        return True
+
+    def _extend(self, record: QueryRecord, expires_at: float) -> None:
+        import heapq
+
+        with self._lock:
+            record.expires_at = expires_at
+            heapq.heappush(self._expiry, (expires_at, record.query_id))
+            self._lock.notify_all()
+
+    def renew(self, query_id: str, user: str) -> float:
+        expires_at = super().renew(query_id, user)
+        self.registry.update(query_id, lambda info: _with(info, expires_at=max(info.expires_at, expires_at)))
+        return expires_at
+
+    def _expire(self, record: QueryRecord, reason: str) -> None:
+        super()._expire(record, reason)
+        if record.coordinator == self.node.node_id:
+            self.registry.delete(record.query_id)
+
+    def _departed(self, node_id: str) -> None:
+        for record in list(self._records.values()):
+            holds = node_id == record.coordinator or any(n.node_id == node_id for n in record.nodes)
+            if not holds or record.state not in (QueryState.RUNNING, QueryState.FINISHED):
+                continue
+            cause = "coordinator" if node_id == record.coordinator else "node holding part of the result"
+            error = NodeLost(f"query {record.query_id} failed: {cause} {node_id} was lost")
+            if record.coordinator == self.node.node_id and record.state is QueryState.RUNNING:
+                self.spark.sparkContext.cancelJobGroup(record.query_id)
+            record.state, record.error = QueryState.FAILED, error
+            if record.spool is not None:
+                record.spool.fail(error)
+            self.registry.update(
+                record.query_id,
+                lambda info: None if QueryState(info.state).terminal
+                else _with(info, state=QueryState.FAILED.value, error=error.message, error_code=error.code.name),
+            )
+
+    def stop(self) -> None:
+        self.membership.stop()
+        super().stop()
+
+
+def _with(info: QueryInfo, **changes: object) -> QueryInfo:
+    from dataclasses import replace
+
+    return replace(info, **changes)  # type: ignore[arg-type]
+
+
+def _error(info: QueryInfo) -> FlightManagerError:
+    error: FlightManagerError
+    if info.state == QueryState.CANCELLED.value:
+        error = QueryCancelled(info.error or f"query {info.query_id} was cancelled")
+    else:
+        error = FlightManagerError(info.error or f"query {info.query_id} failed")
+        if info.error_code and hasattr(grpc.StatusCode, info.error_code):
+            error.code = getattr(grpc.StatusCode, info.error_code)
+    return error
+
+
+_ = time

@@ -1,0 +1,126 @@
+"""Cluster membership: each node is an ephemeral znode; everyone watches the set.
+
+A node whose ZooKeeper session expires loses its znode; the session listener only
+flags that, and a worker thread registers the node again once a new session is
+connected.  Departures are reported to a callback (queries coordinated by a
+departed node fail).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Callable
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import NodeExistsError, NoNodeError
+
+from flightmanager.manager import Node
+from flightmanager.zk.paths import Paths
+
+log = logging.getLogger(__name__)
+
+
+def encode_node(node: Node) -> bytes:
+    return json.dumps(
+        {"node_id": node.node_id, "public_uri": node.public_uri, "internal_uri": node.internal_uri, "host": node.host}
+    ).encode()
+
+
+def decode_node(data: bytes) -> Node:
+    doc = json.loads(data)
+    return Node(doc["node_id"], doc["public_uri"], doc["internal_uri"], doc["host"])
+
+
+class Membership:
+    def __init__(
+        self,
+        client: KazooClient,
+        paths: Paths,
+        node: Node,
+        on_departed: Callable[[str], None] = lambda node_id: None,
+    ) -> None:
+        self.client = client
+        self.paths = paths
+        self.node = node
+        self._on_departed = on_departed
+        self._live: dict[str, Node] = {}
+        self._lock = threading.Lock()
+        self._lost = threading.Event()
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._rejoin = threading.Thread(target=self._rejoin_loop, name="zk-rejoin", daemon=True)
+
+    def start(self) -> "Membership":
+        self.client.add_listener(self._state)
+        self.client.ensure_path(self.paths.nodes)
+        self._register()
+        self.client.ChildrenWatch(self.paths.nodes, self._children)
+        self._rejoin.start()
+        return self
+
+    def _register(self) -> None:
+        path = self.paths.node(self.node.node_id)
+        try:
+            self.client.retry(self.client.create, path, encode_node(self.node), ephemeral=True)
+        except NodeExistsError:
+            # our own znode from a session that is not expired yet: replace it
+            self.client.retry(self.client.delete, path)
+            self.client.retry(self.client.create, path, encode_node(self.node), ephemeral=True)
+        log.info("registered node %s in ZooKeeper", self.node.node_id)
+
+    def _state(self, state: str) -> None:
+        # listeners only set flags; the work happens on the rejoin thread
+        if state == KazooState.LOST:
+            self._lost.set()
+        elif state == KazooState.CONNECTED and self._lost.is_set():
+            self._lost.clear()
+            self._wake.set()
+
+    def _rejoin_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self._register()
+                self.client.ChildrenWatch(self.paths.nodes, self._children)
+            except Exception:  # noqa: BLE001 - retried on the next reconnect
+                log.exception("re-registering node %s failed", self.node.node_id)
+
+    def _children(self, children: list[str]) -> bool:
+        fresh: dict[str, Node] = {}
+        for node_id in children:
+            try:
+                data, _ = self.client.get(self.paths.node(node_id))
+                fresh[node_id] = decode_node(data)
+            except NoNodeError:
+                continue
+        with self._lock:
+            departed = set(self._live) - set(fresh)
+            self._live = fresh
+        for node_id in departed:
+            log.warning("node %s left the cluster", node_id)
+            threading.Thread(target=self._on_departed, args=(node_id,), daemon=True).start()
+        return not self._stopping.is_set()
+
+    def live(self) -> list[Node]:
+        with self._lock:
+            nodes = list(self._live.values())
+        if not any(n.node_id == self.node.node_id for n in nodes):
+            nodes.append(self.node)
+        return sorted(nodes, key=lambda n: n.node_id)
+
+    def is_live(self, node_id: str) -> bool:
+        with self._lock:
+            return node_id in self._live
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        try:
+            self.client.delete(self.paths.node(self.node.node_id))
+        except Exception:  # noqa: BLE001 - the session's end removes it anyway
+            pass

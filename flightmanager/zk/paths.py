@@ -1,0 +1,60 @@
+"""Every znode path the project uses; no other code joins paths.
+
+Layout under a root (default ``/flightsql``)::
+
+    <root>/secret                                 cluster secret (tokens, pushes)
+    <root>/nodes/<node-id>                        ephemeral: Node as JSON
+    <root>/queries/<query-id>                     QueryInfo as JSON (state, owner, ...)
+    <root>/queries/<query-id>/claims/<partition>  first committed attempt: {"node", "attempt"}
+    <root>/queries/<query-id>/manifests/<node-id> {partition: rows} a node must serve
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: str = "/flightsql"
+
+    def __post_init__(self) -> None:
+        if not self.root.startswith("/") or self.root.endswith("/") and self.root != "/":
+            raise ValueError(f"ZooKeeper root must be an absolute path without a trailing /: {self.root!r}")
+
+    def _join(self, *parts: str) -> str:
+        for part in parts:
+            if not part or "/" in part:
+                raise ValueError(f"invalid znode name {part!r}")
+        base = "" if self.root == "/" else self.root
+        return "/".join([base, *parts])
+
+    @property
+    def secret(self) -> str:
+        return self._join("secret")
+
+    @property
+    def nodes(self) -> str:
+        return self._join("nodes")
+
+    def node(self, node_id: str) -> str:
+        return self._join("nodes", node_id)
+
+    @property
+    def queries(self) -> str:
+        return self._join("queries")
+
+    def query(self, query_id: str) -> str:
+        return self._join("queries", query_id)
+
+    def claims(self, query_id: str) -> str:
+        return self._join("queries", query_id, "claims")
+
+    def claim(self, query_id: str, partition: int) -> str:
+        return self._join("queries", query_id, "claims", str(partition))
+
+    def manifests(self, query_id: str) -> str:
+        return self._join("queries", query_id, "manifests")
+
+    def manifest(self, query_id: str, node_id: str) -> str:
+        return self._join("queries", query_id, "manifests", node_id)

@@ -1,0 +1,143 @@
+"""Three real nodes on one real ZooKeeper: results spread over every node."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+
+from flightmanager.zk.embedded import EmbeddedZooKeeper
+from flightsql.protocol import commands as cmd
+from tests.integration.conftest import (
+    OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node,
+)
+
+pytestmark = pytest.mark.integration
+
+SPREAD_SQL = "SELECT id, id * 2 AS doubled, CAST(id AS STRING) AS label FROM range(0, 600000, 1, 12)"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RunningNode]]:
+    base = tmp_path_factory.mktemp("cluster")
+    zookeeper = EmbeddedZooKeeper(base / "zookeeper").start()
+    users = base / "users"
+    _add_user(users, USER, PASSWORD)
+    _add_user(users, OTHER_USER, OTHER_PASSWORD)
+    args = ("--users", str(users), "--zookeeper", f"{zookeeper.connect_string}/cluster-test",
+            "--conf", "spark.driver.memory=768m", "--master", "local[1]")
+    with ThreadPoolExecutor(3) as pool:
+        nodes = list(pool.map(lambda i: start_node(base / f"node{i}", *args), range(3)))
+    yield nodes
+    for node in nodes:
+        if node.process.poll() is None:
+            stop_node(node)
+    zookeeper.stop()
+
+
+def _client(node: RunningNode, user: str = USER, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+    client = flight.connect(node.uri)
+    return client, flight.FlightCallOptions(headers=[client.authenticate_basic_token(user, password)])
+
+
+def _info(node: RunningNode, sql: str, user: str = USER, password: str = PASSWORD) -> flight.FlightInfo:
+    client, options = _client(node, user, password)
+    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=sql)))
+    return client.get_flight_info(descriptor, options)
+
+
+def _read(endpoint: flight.FlightEndpoint, nodes: list[RunningNode], user: str = USER, password: str = PASSWORD) -> pa.Table:
+    (location,) = endpoint.locations
+    node = next(n for n in nodes if n.uri == location.uri.decode())
+    client, options = _client(node, user, password)
+    return client.do_get(endpoint.ticket, options).read_all()
+
+
+def test_every_node_serves_a_share(cluster: list[RunningNode]) -> None:
+    info = _info(cluster[0], SPREAD_SQL)
+    locations = sorted(e.locations[0].uri.decode() for e in info.endpoints)
+    assert locations == sorted(n.uri for n in cluster)
+    parts = [_read(e, cluster) for e in info.endpoints]
+    assert all(p.num_rows > 0 for p in parts), [p.num_rows for p in parts]
+    ids = pa.concat_tables(parts).column("id").to_pylist()
+    assert sorted(ids) == list(range(600000))  # every row once: none missing, none twice
+
+
+def test_adbc_reads_all_endpoints(cluster: list[RunningNode]) -> None:
+    with connect(cluster[1]) as conn, conn.cursor() as cur:
+        cur.execute(SPREAD_SQL)
+        table = cur.fetch_arrow_table()
+    assert table.num_rows == 600000
+    assert sorted(table.column("doubled").to_pylist()) == [2 * i for i in range(600000)]
+
+
+def test_any_node_coordinates_and_order_is_kept(cluster: list[RunningNode]) -> None:
+    with connect(cluster[2]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id FROM range(0, 50000, 1, 6) ORDER BY id DESC")
+        assert cur.fetch_arrow_table().column("id").to_pylist() == list(range(49999, -1, -1))
+
+
+def test_another_users_ticket_is_refused_on_every_node(cluster: list[RunningNode]) -> None:
+    info = _info(cluster[0], SPREAD_SQL)
+    for endpoint in info.endpoints:
+        with pytest.raises(flight.FlightUnauthorizedError):
+            _read(endpoint, cluster, OTHER_USER, OTHER_PASSWORD)
+
+
+def test_forged_push_is_refused(cluster: list[RunningNode]) -> None:
+    from flightmanager.push import PushHeader, completion_marker
+
+    info = _info(cluster[0], "SELECT id FROM range(0, 10, 1, 2)")
+    query_id = info.endpoints[0].ticket.ticket[-32:].decode()
+    # the internal URI is in the node's ready line
+    internal = next(line for line in cluster[1].log_lines if "ready:" in line).split("(internal ")[1].split(",")[0]
+    client = flight.connect(internal)
+    header = PushHeader(query_id, 0, 0, "not-the-cluster-secret")
+    writer, reader = client.do_put(flight.FlightDescriptor.for_command(header.encode()), pa.schema([("id", pa.int64())]))
+    with pytest.raises(flight.FlightUnauthorizedError):
+        writer.write_metadata(pa.py_buffer(completion_marker(0)))
+        writer.done_writing()
+        reader.read()
+        writer.close()
+
+
+def test_losing_a_node_fails_every_stream_quickly(cluster: list[RunningNode]) -> None:
+    # partitions that take a while, so the query is running when a node dies
+    sql = "SELECT id, reflect('java.lang.Thread', 'sleep', 1500L) AS s FROM range(0, 24, 1, 24)"
+    info = _info(cluster[0], sql)
+    victim = cluster[2]
+    errors: dict[str, BaseException | None] = {}
+
+    def read(endpoint: flight.FlightEndpoint) -> None:
+        location = endpoint.locations[0].uri.decode()
+        if location == victim.uri:
+            return
+        try:
+            _read(endpoint, cluster)
+            errors[location] = None
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            errors[location] = exc
+
+    threads = [threading.Thread(target=read, args=(e,)) for e in info.endpoints]
+    for t in threads:
+        t.start()
+    time.sleep(2)  # let the job start pushing (a deliberate head start, not a wait for a condition)
+    os.kill(victim.process.pid, signal.SIGKILL)
+    started = time.monotonic()
+    for t in threads:
+        t.join(60)
+        assert not t.is_alive(), "a reader hung after a node was lost"
+    elapsed = time.monotonic() - started
+    assert set(errors) == {n.uri for n in cluster if n is not victim}
+    for location, error in errors.items():
+        assert error is not None, f"{location} delivered a result although a node holding part of it died"
+        assert "lost" in str(error) or "failed" in str(error), str(error)
+    assert elapsed < 45

@@ -80,6 +80,18 @@ def parser() -> argparse.ArgumentParser:
                        help="create the demo.trips table (100,000 rows) at start")
     serve.add_argument("--log-level", default=_DEFAULTS.log_level, help="DEBUG, INFO, WARNING or ERROR")
 
+    cluster = commands.add_parser(
+        "cluster",
+        help="start a local cluster",
+        description="Start a local cluster: an embedded ZooKeeper, an embedded Hive metastore and N "
+        "node processes on ports P, P+1, ... Any other option is an option of 'flightsql serve' and "
+        "is given to every node (for example --conf, --users, --memory-budget). Ctrl-C stops everything.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    cluster.add_argument("--nodes", type=int, default=3, help="number of nodes")
+    cluster.add_argument("--port", type=int, default=_DEFAULTS.port, help="port of the first node (0: any)")
+    cluster.add_argument("--work-dir", type=Path, default=Path("work/cluster"), help="directory for all processes")
+
     users = commands.add_parser("users", help="manage the users file")
     users_commands = users.add_subparsers(dest="users_command", required=True)
     add = users_commands.add_parser("add", help="add a user or change a password")
@@ -130,6 +142,29 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster(args: argparse.Namespace, node_args: list[str]) -> int:
+    from flightsql.cluster import LocalCluster
+
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    cluster = LocalCluster(args.work_dir, args.nodes, args.port, node_args)
+    try:
+        uris = cluster.start()
+    except (RuntimeError, ValueError) as exc:
+        print(f"flightsql cluster: {exc}", file=sys.stderr)
+        return 1
+    print("cluster ready:", flush=True)
+    for uri in uris:
+        print(f"  {uri}", flush=True)
+    while not stop.wait(3600):
+        pass
+    cluster.stop()
+    print("cluster stopped", flush=True)
+    return 0
+
+
 def _users(args: argparse.Namespace) -> int:
     from flightsql.auth import add_user
 
@@ -146,7 +181,11 @@ def _users(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args, extra = parser().parse_known_args(argv)
+    if args.command == "cluster":
+        return _cluster(args, extra)
+    if extra:
+        parser().error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "serve":
         return _serve(args)
     if args.command == "users":

@@ -91,6 +91,8 @@ class QueryRecord:
     #: the node that runs the job, and the nodes that hold parts of the result
     coordinator: str = ""
     nodes: tuple[Node, ...] = ()
+    #: every partition pushed to the coordinator, one endpoint
+    single: bool = False
 
     def move(self, target: QueryState) -> None:
         self.state = transition(self.state, target)
@@ -110,7 +112,10 @@ class SparkFlightManager(abc.ABC):
     """Distributes DataFrame results over the nodes and streams them back by ticket."""
 
     @abc.abstractmethod
-    def submit(self, df: "DataFrame", *, owner: str, sql: str, ordered: bool) -> Submitted: ...
+    def submit(
+        self, df: "DataFrame", *, owner: str, sql: str, ordered: bool, single: bool = False
+    ) -> Submitted:
+        """Run ``df``; ``single`` keeps the whole result on this node (one endpoint)."""
 
     @abc.abstractmethod
     def publish(
@@ -175,12 +180,14 @@ class LocalFlightManager(SparkFlightManager):
     def queries(self) -> list[QueryRecord]:
         return sorted(self._records.values(), key=lambda r: r.created, reverse=True)
 
-    def _register(self, owner: str, sql: str, schema: pa.Schema, ordered: bool, *, local: bool = False) -> QueryRecord:
+    def _register(
+        self, owner: str, sql: str, schema: pa.Schema, ordered: bool, *, local: bool = False, single: bool = False
+    ) -> QueryRecord:
         query_id = uuid.uuid4().hex
         now = time.time()
         record = QueryRecord(
             query_id, owner, sql, schema, ordered, now, now + self.settings.result_ttl,
-            coordinator=self.node.node_id, nodes=(self.node,),
+            coordinator=self.node.node_id, nodes=(self.node,), single=single,
         )
         self._adopt(record, local=local)
         self._published(record, local=local)
@@ -235,9 +242,11 @@ class LocalFlightManager(SparkFlightManager):
             record.spool.fail(error)
 
     # -- running -------------------------------------------------------------
-    def submit(self, df: "DataFrame", *, owner: str, sql: str, ordered: bool) -> Submitted:
+    def submit(
+        self, df: "DataFrame", *, owner: str, sql: str, ordered: bool, single: bool = False
+    ) -> Submitted:
         schema = arrow_schema(df)
-        record = self._register(owner, sql, schema, ordered)
+        record = self._register(owner, sql, schema, ordered, single=single)
         thread = threading.Thread(
             target=self._run, args=(record, df), name=f"query-{record.query_id[:8]}", daemon=True
         )
@@ -262,6 +271,10 @@ class LocalFlightManager(SparkFlightManager):
                 if record.state is QueryState.RUNNING:
                     record.move(QueryState.FINISHED)
                     record.finished_at = time.time()
+                    # readable for one TTL from completion, at least as long as advertised
+                    record.expires_at = max(record.expires_at, record.finished_at + self.settings.result_ttl)
+                    heapq.heappush(self._expiry, (record.expires_at, query_id))
+                    self._lock.notify_all()
             self._finished(record, manifests)
             log.info(
                 "query %s finished: %d partitions, %d rows; rows per node %s",
@@ -380,6 +393,11 @@ class LocalFlightManager(SparkFlightManager):
                 while self._expiry and self._expiry[0][0] <= now:
                     _, query_id = heapq.heappop(self._expiry)
                     record = self._records.get(query_id)
+                    if record is not None and record.state in (QueryState.PENDING, QueryState.RUNNING):
+                        # a result's lifetime starts when it is complete: look again one TTL on
+                        record.expires_at = max(record.expires_at, now + self.settings.result_ttl)
+                        heapq.heappush(self._expiry, (record.expires_at, query_id))
+                        continue
                     if record is not None and record.expires_at <= now:
                         self._lock.release()
                         try:

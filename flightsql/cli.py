@@ -72,10 +72,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--metastore", default=None, metavar="thrift://HOST:PORT",
                        help="Hive metastore shared by the nodes (default: an embedded Derby metastore "
                        "in WORK_DIR, private to this node)")
-    serve.add_argument("--execution-mode", choices=("auto", "distributed"), default=_DEFAULTS.execution_mode,
-                       help="auto: results of plans that read no table (SELECT 1, VALUES) and have at most "
-                       "10,000 rows come from the driver without a distributed job; distributed: always push "
-                       "from executors. Sessions may override it with the session option execution_mode")
+    serve.add_argument("--execution-mode", choices=("auto", "single", "distributed"), default=_DEFAULTS.execution_mode,
+                       help="auto: like distributed, but results of plans that read no table (SELECT 1, VALUES) "
+                       "with at most 10,000 rows come from the driver without a job; single: every partition "
+                       "goes to the node the client asked, one endpoint; distributed: partitions spread over all "
+                       "live nodes, one endpoint per node. Sessions may override it with the session option "
+                       "execution_mode")
     serve.add_argument("--demo", action="store_true", default=None,
                        help="create the demo.trips table (100,000 rows) at start")
     serve.add_argument("--log-level", default=_DEFAULTS.log_level, help="DEBUG, INFO, WARNING or ERROR")

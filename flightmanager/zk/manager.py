@@ -83,7 +83,7 @@ class ZooKeeperFlightManager(LocalFlightManager):
     def _published(self, record: QueryRecord, *, local: bool) -> None:
         if local:
             return  # held by this node alone: nothing for the others to know
-        record.nodes = tuple(self.membership.live())
+        record.nodes = (self.node,) if record.single else tuple(self.membership.live())
         self.registry.create(
             QueryInfo(
                 record.query_id, record.owner, self.node.node_id, record.sql,
@@ -99,7 +99,10 @@ class ZooKeeperFlightManager(LocalFlightManager):
                 self.registry.write_manifest(record.query_id, node_id, manifest)
         assert record.spool is not None
         record.spool.finish(manifests.get(self.node.node_id, {}))
-        self.registry.update(record.query_id, lambda info: _with(info, state=QueryState.FINISHED.value))
+        self.registry.update(
+            record.query_id,
+            lambda info: _with(info, state=QueryState.FINISHED.value, expires_at=max(info.expires_at, record.expires_at)),
+        )
 
     def _failed(self, record: QueryRecord, error: FlightManagerError) -> None:
         super()._failed(record, error)

@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 #: in "auto" mode, a plan that reads no data source and yields at most this many rows
 #: is answered from the driver, without a distributed job
 AUTO_MAX_ROWS = 10_000
-EXECUTION_MODES = ("auto", "distributed")
+EXECUTION_MODES = ("auto", "single", "distributed")
 
 _ACTIONS = {
     "CreatePreparedStatement": "Prepare a SQL statement; returns a handle and its schemas.",
@@ -197,13 +197,19 @@ class FlightSqlService(FlightService):
         if df is None:
             df = dataframe(spark, statement, parameters)
         if statement.kind is StatementKind.QUERY:
-            if call.session.execution_mode(self.execution_mode) == "auto" and reads_no_data(df):
+            mode = call.session.execution_mode(self.execution_mode)
+            if mode == "auto" and reads_no_data(df):
                 small = df.limit(AUTO_MAX_ROWS + 1).toArrow()  # at most AUTO_MAX_ROWS + 1 rows
                 if small.num_rows <= AUTO_MAX_ROWS:
                     return self.manager.publish(
                         arrow_schema(df), small.to_batches(), owner=user, sql=statement.sql
                     )
-            return self.manager.submit(df, owner=user, sql=statement.sql, ordered=is_ordered(df))
+            ordered = is_ordered(df)
+            # An ordered result is served by one node in partition order: spread over
+            # nodes, each endpoint would hold interleaved ranges.
+            return self.manager.submit(
+                df, owner=user, sql=statement.sql, ordered=ordered, single=mode == "single" or ordered
+            )
         # A command ran in the driver just now; its output is already there.
         table = df.toArrow()
         return self.manager.publish(arrow_schema(df), table.to_batches(), owner=user, sql=statement.sql)

@@ -53,7 +53,7 @@ class ClientSession:
                 return "invalid_value"
             self.spark.catalog.setCurrentDatabase(value)
         elif name == EXECUTION_MODE_OPTION:
-            if value not in ("auto", "distributed"):
+            if value not in ("auto", "single", "distributed"):
                 return "invalid_value"
             self.options[name] = value
         elif name.startswith("spark."):

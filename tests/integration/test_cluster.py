@@ -32,7 +32,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RunningNo
     users = base / "users"
     _add_user(users, USER, PASSWORD)
     _add_user(users, OTHER_USER, OTHER_PASSWORD)
-    args = ("--users", str(users), "--zookeeper", f"{zookeeper.connect_string}/cluster-test",
+    args = ("--users", str(users), "--zookeeper", f"{zookeeper.connect_string}/cluster-test", "--result-ttl", "15",
             "--conf", "spark.driver.memory=768m", "--master", "local[1]")
     with ThreadPoolExecutor(3) as pool:
         nodes = list(pool.map(lambda i: start_node(base / f"node{i}", *args), range(3)))
@@ -81,8 +81,58 @@ def test_adbc_reads_all_endpoints(cluster: list[RunningNode]) -> None:
 
 def test_any_node_coordinates_and_order_is_kept(cluster: list[RunningNode]) -> None:
     with connect(cluster[2]) as conn, conn.cursor() as cur:
-        cur.execute("SELECT id FROM range(0, 50000, 1, 6) ORDER BY id DESC")
-        assert cur.fetch_arrow_table().column("id").to_pylist() == list(range(49999, -1, -1))
+        # enough rows, and AQE's coalescing off, so the sort keeps several partitions
+        cur.execute("SET spark.sql.adaptive.coalescePartitions.enabled=false")
+        cur.execute("SELECT id FROM range(0, 400000, 1, 6) ORDER BY id DESC")
+        table = cur.fetch_arrow_table()
+        cur.execute("SET spark.sql.adaptive.coalescePartitions.enabled=true")
+    assert table.column("id").to_pylist() == list(range(399999, -1, -1))
+
+
+def test_single_mode_keeps_a_result_on_one_node(cluster: list[RunningNode]) -> None:
+    from flightmanager.flight import Flight_pb2 as pb
+
+    assert len(_info(cluster[0], SPREAD_SQL).endpoints) == 3
+    client, options = _client(cluster[0])
+
+    def set_mode(mode: str) -> None:
+        request = pb.SetSessionOptionsRequest(session_options={"execution_mode": pb.SessionOptionValue(string_value=mode)})
+        list(client.do_action(flight.Action("SetSessionOptions", request.SerializeToString()), options))
+
+    set_mode("single")
+    try:
+        descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=SPREAD_SQL)))
+        info = client.get_flight_info(descriptor, options)
+        assert [e.locations[0].uri.decode() for e in info.endpoints] == [cluster[0].uri]
+        assert client.do_get(info.endpoints[0].ticket, options).read_all().num_rows == 600000
+    finally:
+        set_mode("auto")
+
+
+def test_a_token_from_one_node_works_on_every_node(cluster: list[RunningNode]) -> None:
+    first = flight.connect(cluster[0].uri)
+    token = first.authenticate_basic_token(USER, PASSWORD)
+    options = flight.FlightCallOptions(headers=[token])
+    for node in cluster[1:]:
+        actions = list(flight.connect(node.uri).list_actions(options))
+        assert any(a.type == "CancelFlightInfo" for a in actions)
+
+
+def test_expired_ticket_is_not_found(cluster: list[RunningNode]) -> None:
+    info = _info(cluster[0], "SELECT id FROM range(0, 100, 1, 3)")
+    for endpoint in info.endpoints:
+        _read(endpoint, cluster)  # readable now, on every node
+    # a finished result lives one TTL from completion, which may be later than advertised
+    client, options = _client(cluster[0])
+    from flightmanager.flight import Flight_pb2 as pb
+
+    request = pb.RenewFlightEndpointRequest(endpoint=pb.FlightEndpoint.FromString(info.endpoints[0].serialize()))
+    (renewed,) = client.do_action(flight.Action("RenewFlightEndpoint", request.SerializeToString()), options)
+    expires_ns = pb.FlightEndpoint.FromString(renewed.body.to_pybytes()).expiration_time.ToNanoseconds()
+    time.sleep(max(0.0, expires_ns / 1e9 - time.time()) + 1.5)  # past the renewed expiration time
+    for endpoint in info.endpoints:
+        with pytest.raises(pa.ArrowKeyError):  # gRPC NOT_FOUND
+            _read(endpoint, cluster)
 
 
 def test_another_users_ticket_is_refused_on_every_node(cluster: list[RunningNode]) -> None:

@@ -95,9 +95,9 @@ def parse_size(text: str) -> int:
 # --------------------------------------------------------------------------- /proc
 
 
-def _proc_table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, start time in clock ticks) of every process."""
-    table: dict[int, tuple[int, int]] = {}
+def _proc_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, start time in clock ticks, state) of every process."""
+    table: dict[int, tuple[int, int, str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -106,7 +106,7 @@ def _proc_table() -> dict[int, tuple[int, int]]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        table[int(entry.name)] = (int(fields[1]), int(fields[19]))
+        table[int(entry.name)] = (int(fields[1]), int(fields[19]), fields[0])
     return table
 
 
@@ -114,7 +114,7 @@ def descendants(root: int, include_root: bool = True) -> dict[int, int]:
     """pid -> start time of `root`'s process tree (start times guard against reused pids)."""
     table = _proc_table()
     children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
+    for pid, (ppid, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
     out: dict[int, int] = {}
     stack = [root]
@@ -127,11 +127,11 @@ def descendants(root: int, include_root: bool = True) -> dict[int, int]:
 
 
 def kill_leftovers(tree: dict[int, int]) -> list[int]:
-    """SIGKILL the processes of a recorded tree that still run (same pid and start time)."""
+    """SIGKILL the processes of a recorded tree that still run (same pid and start time, not zombies)."""
     table = _proc_table()
     killed = []
     for pid, started in tree.items():
-        if pid in table and table[pid][1] == started:
+        if pid in table and table[pid][1] == started and table[pid][2] != "Z":
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
@@ -517,28 +517,31 @@ class Bench:
         self.tmp = tmp
         self.registry = tp.Registry()
         self.monitor = tp.CpuMonitor()
-        #: every process tree started, for a last sweep of processes that left their group
-        self.trees: dict[int, int] = {}
+        #: the process tree of each process started (by its pid), for a last sweep of the
+        #: processes that left its process group (ZooKeeper and the metastore do)
+        self.trees: dict[int, dict[int, int]] = {}
 
     # -- processes ---------------------------------------------------------
     def remember_tree(self, proc: tp.Managed) -> None:
-        self.trees.update(descendants(proc.proc.pid))
+        self.trees.setdefault(proc.proc.pid, {}).update(descendants(proc.proc.pid))
 
     def stop(self, proc: tp.Managed, grace: float) -> None:
         self.remember_tree(proc)
         self.registry.stop(proc, grace=grace)
-        killed = kill_leftovers(self.trees)
+        killed = kill_leftovers(self.trees.pop(proc.proc.pid, {}))
         if killed:
-            log(f"  stopped {len(killed)} leftover processes of {proc.name}")
+            log(f"  stopped {len(killed)} processes of {proc.name} that outlived it")
 
     def stop_all(self) -> None:
         for proc in list(self.registry.procs):
             with contextlib.suppress(Exception):
                 self.remember_tree(proc)
         self.registry.stop_all()
-        killed = kill_leftovers(self.trees)
-        if killed:
-            log(f"  stopped {len(killed)} leftover processes")
+        for tree in self.trees.values():
+            killed = kill_leftovers(tree)
+            if killed:
+                log(f"  stopped {len(killed)} processes that outlived their parent")
+        self.trees.clear()
         self.monitor.stop()
 
     def client(self, kind: str, timeout: float, uri: str = "", wait_idle: bool = True) -> dict[str, Any]:
@@ -570,7 +573,7 @@ class Bench:
         result["timed_out"] = timed_out
         result["cpu"] = cpu = self.monitor.since(start)
         cpu["before"] = idle
-        if cpu["foreign_share_of_machine"] > CONTENDED_SHARE:
+        if wait_idle and cpu["foreign_share_of_machine"] > CONTENDED_SHARE:
             log(
                 f"  WARNING: other processes used {cpu['foreign_cpu_seconds']:.1f} CPU-s"
                 f" ({cpu['foreign_share_of_machine']:.0%} of the machine) during this measurement"

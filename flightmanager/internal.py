@@ -99,10 +99,11 @@ class InternalFlightService(FlightService):
             writer.abort()
             raise
         committed = writer.commit()
-        log.debug(
+        log.log(
+            logging.DEBUG if committed else logging.INFO,
             "query %s partition %d attempt %d: %d rows %s",
             header.query_id, header.partition, header.attempt, writer.rows,
-            "committed" if committed else "dropped (another attempt won)",
+            "committed" if committed else "dropped: another attempt of the partition won",
         )
         yield pb.PutResult(app_metadata=b"committed" if committed else b"duplicate")
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
+from flightmanager import metrics
 from flightmanager.budget import ByteBudget
 from flightmanager.errors import (
     FlightManagerError,
@@ -32,7 +33,7 @@ from flightmanager.errors import (
     ResultNotFound,
 )
 from flightmanager.flight.wire import EncodedBatch
-from flightmanager.push import PushTarget, pusher
+from flightmanager.push import FAIL_AFTER_COMMIT, PushTarget, pusher
 from flightmanager.query import QueryState, transition
 from flightmanager.spool import ResultSpool
 from flightmanager.spark_failures import describe_failure
@@ -262,7 +263,8 @@ class LocalFlightManager(SparkFlightManager):
         assert spool is not None
         try:
             targets = [n.push_target() for n in self._targets(record)]
-            push = pusher(query_id, targets, self.secret, record.schema)
+            fail_after_commit = (df.sparkSession.conf.get(FAIL_AFTER_COMMIT, "false") or "").lower() == "true"
+            push = pusher(query_id, targets, self.secret, record.schema, fail_after_commit)
             summary = arrow_batches(df).mapPartitions(push).collect()
             manifests: dict[str, dict[int, int]] = {t.node_id: {} for t in targets}
             for partition, _attempt, rows, _bytes, node_id, committed in summary:
@@ -342,7 +344,21 @@ class LocalFlightManager(SparkFlightManager):
             raise ResultNotFound(f"result {query_id} expired")
         if record.error is not None:
             raise record.error
-        return record.schema, record.spool.batches()
+        return record.schema, self._counted(query_id, record.spool.batches())
+
+    def _counted(self, query_id: str, batches: Iterator[EncodedBatch]) -> Iterator[EncodedBatch]:
+        """Count what this node serves (metrics, and one log line per stream)."""
+        node = self.node.node_id
+        rows = nbytes = 0
+        for batch in batches:
+            rows += batch.rows
+            nbytes += batch.nbytes
+            metrics.ROWS_SERVED.labels(node).inc(batch.rows)
+            metrics.BYTES_SERVED.labels(node).inc(batch.nbytes)
+            metrics.MEMORY_HELD.labels(node).set(self.memory.used)
+            metrics.DISK_HELD.labels(node).set(self.disk.used)
+            yield batch
+        log.info("query %s: node %s served %d rows, %d bytes", query_id, node, rows, nbytes)
 
     def cancel(self, query_id: str, user: str) -> QueryState:
         record = self.record(query_id, user)

@@ -54,6 +54,11 @@ class PushHeader:
 
 _COMPLETE = b"fm-complete:"
 
+#: Fault injection for tests of exactly-once delivery (a Spark SQL setting of the
+#: session that runs the query): the first attempt of every task fails right after
+#: its push was committed, so Spark retries it and the retry must be dropped.
+FAIL_AFTER_COMMIT = "spark.flightsql.test.failAfterCommit"
+
 
 def completion_marker(rows: int) -> bytes:
     """The last message of a push: says the partition is whole, and how many rows it has.
@@ -114,8 +119,12 @@ def _push_messages(
     yield pb.FlightData(app_metadata=completion_marker(totals[0])).SerializeToString()
 
 
+class InjectedFailure(RuntimeError):
+    """Raised by the fault injection of FAIL_AFTER_COMMIT."""
+
+
 def pusher(
-    query_id: str, targets: Sequence[PushTarget], secret: str, schema: pa.Schema
+    query_id: str, targets: Sequence[PushTarget], secret: str, schema: pa.Schema, fail_after_commit: bool = False
 ) -> Callable[[Iterator[bytes]], Iterator[tuple[int, int, int, int, str, bool]]]:
     """The function each task runs on its partition of the JVM's Arrow batch RDD.
 
@@ -135,6 +144,8 @@ def pusher(
         totals = [0, 0]
         replies = list(_do_put(target.internal_uri)(_push_messages(header, schema, ipc_messages, totals)))
         committed = bool(replies) and replies[-1].endswith(b"committed")
+        if fail_after_commit and attempt == 0:
+            raise InjectedFailure(f"injected failure of partition {partition} attempt 0 after its push")
         yield (partition, attempt, totals[0], totals[1], target.node_id, committed)
 
     return push

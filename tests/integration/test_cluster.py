@@ -33,7 +33,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RunningNo
     _add_user(users, USER, PASSWORD)
     _add_user(users, OTHER_USER, OTHER_PASSWORD)
     args = ("--users", str(users), "--zookeeper", f"{zookeeper.connect_string}/cluster-test", "--result-ttl", "15",
-            "--conf", "spark.driver.memory=768m", "--master", "local[1]")
+            "--conf", "spark.driver.memory=768m", "--master", "local[1,4]")  # tasks may be retried
     with ThreadPoolExecutor(3) as pool:
         nodes = list(pool.map(lambda i: start_node(base / f"node{i}", *args), range(3)))
     yield nodes
@@ -69,6 +69,19 @@ def test_every_node_serves_a_share(cluster: list[RunningNode]) -> None:
     assert all(p.num_rows > 0 for p in parts), [p.num_rows for p in parts]
     ids = pa.concat_tables(parts).column("id").to_pylist()
     assert sorted(ids) == list(range(600000))  # every row once: none missing, none twice
+
+
+def test_retried_tasks_never_duplicate_rows(cluster: list[RunningNode]) -> None:
+    with connect(cluster[0]) as conn, conn.cursor() as cur:
+        cur.execute("SET spark.flightsql.test.failAfterCommit=true")
+        try:
+            cur.execute(SPREAD_SQL)
+            table = cur.fetch_arrow_table()
+        finally:
+            cur.execute("SET spark.flightsql.test.failAfterCommit=false")
+    assert sorted(table.column("id").to_pylist()) == list(range(600000))  # once each, none missing
+    dropped = [line for node in cluster for line in node.log_lines if "another attempt of the partition won" in line]
+    assert len(dropped) >= 12  # every partition's retry pushed again and was dropped
 
 
 def test_adbc_reads_all_endpoints(cluster: list[RunningNode]) -> None:

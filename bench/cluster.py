@@ -154,11 +154,18 @@ def _kind(pid: int, root: int) -> str:
     return "other"
 
 
-def _rss(pid: int) -> int:
+def _rss(pid: int) -> tuple[int, int]:
+    """(resident bytes, anonymous resident bytes) of a process; the rest is file-backed or shared."""
+    rss = anon = 0
     try:
-        return int((Path("/proc") / str(pid) / "statm").read_text().split()[1]) * PAGE_SIZE
+        for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+            elif line.startswith("RssAnon:"):
+                anon = int(line.split()[1]) * 1024
     except (OSError, IndexError, ValueError):
-        return 0
+        pass
+    return rss, anon
 
 
 class RssSampler:
@@ -177,13 +184,15 @@ class RssSampler:
 
     def _sample(self) -> None:
         tree = descendants(self.root)
-        by_kind = dict.fromkeys(self.KINDS, 0)
+        by_kind = dict.fromkeys([*self.KINDS, *(f"{k}_anon" for k in self.KINDS)], 0)
         for pid, started in tree.items():
             key = (pid, started)
             kind = self._kinds.get(key)
             if kind is None:
                 kind = self._kinds[key] = _kind(pid, self.root)
-            by_kind[kind] += _rss(pid)
+            rss, anon = _rss(pid)
+            by_kind[kind] += rss
+            by_kind[f"{kind}_anon"] += anon
         self.samples.append({"t": time.time(), "processes": len(tree), **by_kind})
 
     def _loop(self) -> None:
@@ -201,14 +210,18 @@ class RssSampler:
 
 
 def rss_report(samples: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
-    """Peak, final and per-quarter peaks of the node processes (root + JVM) and of the whole tree."""
+    """Peak, final and per-quarter peaks of the node processes (root + JVM) and of the whole tree.
 
-    def node(s: dict[str, Any]) -> int:
-        return s["root"] + s["jvm"]
-
-    def total(s: dict[str, Any]) -> int:
-        return s["root"] + s["jvm"] + s["python_workers"] + s["other"]
-
+    Each both as resident memory (RSS) and as its anonymous part (heap, buffers: what the
+    processes allocated); the difference is file-backed, mostly spill files mapped for reading,
+    which the kernel can drop at any time.
+    """
+    series = {
+        "node": lambda s: s["root"] + s["jvm"],
+        "node_anon": lambda s: s["root_anon"] + s["jvm_anon"],
+        "all": lambda s: sum(s[k] for k in RssSampler.KINDS),
+        "all_anon": lambda s: sum(s[f"{k}_anon"] for k in RssSampler.KINDS),
+    }
     window = [s for s in samples if start <= s["t"] <= end]
     before = [s for s in samples if s["t"] < start]
     after = [s for s in samples if s["t"] > end]
@@ -225,28 +238,37 @@ def rss_report(samples: list[dict[str, Any]], start: float, end: float) -> dict[
         return peaks
 
     out: dict[str, Any] = {"samples_in_window": len(window), "interval_seconds": RSS_INTERVAL}
-    for name, fn in (("node", node), ("all", total)):
-        peak_first = quarter_peaks(fn)[0]
+    for name, fn in series.items():
+        quarters = quarter_peaks(fn)
         peak = max(fn(s) for s in window)
         out[name] = {
             "before_query_bytes": fn(before[-1]) if before else None,
             "peak_bytes": peak,
-            "peak_first_quarter_bytes": peak_first,
-            "peak_per_quarter_bytes": quarter_peaks(fn),
+            "peak_first_quarter_bytes": quarters[0],
+            "peak_per_quarter_bytes": quarters,
             "final_bytes": fn(window[-1]),
             "after_stream_bytes": fn(after[min(len(after) - 1, int(2 / RSS_INTERVAL))]) if after else None,
-            "peak_vs_first_quarter": round(peak / peak_first, 3) if peak_first else None,
+            "peak_vs_first_quarter": round(peak / quarters[0], 3) if quarters[0] else None,
         }
-    peak_sample = max(window, key=total)
-    out["by_process_kind_at_peak_bytes"] = {k: peak_sample[k] for k in RssSampler.KINDS}
+    peak_sample = max(window, key=series["all"])
+    out["by_process_kind_at_peak_bytes"] = {
+        k: {"rss": peak_sample[k], "anon": peak_sample[f"{k}_anon"]} for k in RssSampler.KINDS
+    }
     return out
 
 
 def compact_samples(samples: list[dict[str, Any]], origin: float) -> dict[str, Any]:
     return {
-        "columns": ["t_seconds", "processes", *[f"{k}_mb" for k in RssSampler.KINDS]],
+        "columns": [
+            "t_seconds", "processes",
+            *[f"{k}_rss_mb" for k in RssSampler.KINDS], *[f"{k}_anon_mb" for k in RssSampler.KINDS],
+        ],
         "rows": [
-            [round(s["t"] - origin, 2), s["processes"], *[round(s[k] / MB, 1) for k in RssSampler.KINDS]]
+            [
+                round(s["t"] - origin, 2), s["processes"],
+                *[round(s[k] / MB, 1) for k in RssSampler.KINDS],
+                *[round(s[f"{k}_anon"] / MB, 1) for k in RssSampler.KINDS],
+            ]
             for s in samples
         ],
     }
@@ -582,24 +604,34 @@ class Bench:
             result["failure"] = f"client {kind} exited with {code}\n{proc.tail()}"
         return result
 
-    def measured(self, kind: str, timeout: float, uri: str) -> dict[str, Any]:
-        """A client run repeated (up to --contention-retries times) while others competed for the CPUs."""
-        attempts = []
+    def attempts(self, what: str, once: Any) -> dict[str, Any]:
+        """`once()` repeated (up to --contention-retries times) while other processes competed for the CPUs.
+
+        Each attempt starts its own servers, so results held by an earlier attempt (until
+        their TTL) never weigh on a later one.  The attempt with the least competition is kept.
+        """
+        attempts: list[dict[str, Any]] = []
         for attempt in range(self.args.contention_retries + 1):
-            result = self.client(kind, timeout, uri)
-            if result.get("timed_out"):
-                raise TimeoutError(f"client {kind} did not finish within {timeout:.0f}s")
-            if "failure" in result:
-                raise RuntimeError(result["failure"])
+            result = once()
             attempts.append(result)
             if result["cpu"]["foreign_share_of_machine"] <= CONTENDED_SHARE:
                 break
             if attempt < self.args.contention_retries:
-                log("  repeating this measurement on a quieter machine")
+                log(f"  repeating {what} on a quieter machine, with new servers")
         kept = min(attempts, key=lambda r: r["cpu"]["foreign_share_of_machine"])
         kept["attempts"] = len(attempts)
-        kept["discarded_attempts_cpu"] = [r["cpu"] for r in attempts if r is not kept]
+        kept["discarded_attempts"] = [
+            {k: r.get(k) for k in ("cpu", "runs", "seconds", "rss")} for r in attempts if r is not kept
+        ]
         return kept
+
+    def checked(self, kind: str, timeout: float, uri: str) -> dict[str, Any]:
+        result = self.client(kind, timeout, uri)
+        if result.get("timed_out"):
+            raise TimeoutError(f"client {kind} did not finish within {timeout:.0f}s")
+        if "failure" in result:
+            raise RuntimeError(result["failure"])
+        return result
 
     # -- part 1 ------------------------------------------------------------
     def start_cluster(self, nodes: int) -> tuple[tp.Managed, list[str]]:
@@ -637,32 +669,59 @@ class Bench:
         out: dict[str, Any] = {}
         for nodes in NODE_COUNTS:
             log(f"[1] cluster of {nodes} node(s): {rows:,} rows, {SCALE_PARTITIONS} partitions")
-            proc = None
+
+            def once(nodes: int = nodes) -> dict[str, Any]:
+                proc = None
+                try:
+                    proc, uris = self.start_cluster(nodes)
+                    heaps = tp.group_jvm_heaps(proc.pgid)
+                    result = self.checked("scale", timeout, uris[0])
+                    result["uris"], result["jvm_xmx"] = uris, heaps
+                    result["spill_per_node"] = [
+                        tp.spill_usage(self.tmp / f"cluster-{nodes}" / f"node-{i}" / "spill") for i in range(nodes)
+                    ]
+                    return result
+                finally:
+                    if proc is not None:
+                        self.stop(proc, grace=150.0)
+                    shutil.rmtree(self.tmp / f"cluster-{nodes}", ignore_errors=True)
+
             try:
-                proc, uris = self.start_cluster(nodes)
-                heaps = tp.group_jvm_heaps(proc.pgid)
-                result = self.measured("scale", timeout, uris[0])
-                spill = [tp.spill_usage(self.tmp / f"cluster-{nodes}" / f"node-{i}" / "spill") for i in range(nodes)]
-                out[str(nodes)] = summarize_scale(result, rows, nodes, uris, heaps, spill)
+                out[str(nodes)] = summarize_scale(self.attempts(f"the {nodes}-node measurement", once), rows)
             except Exception as exc:
                 out[str(nodes)] = {"error": str(exc)}
                 log(f"  FAILED: {exc}")
-            finally:
-                if proc is not None:
-                    self.stop(proc, grace=150.0)
         return out
 
     # -- part 2 ------------------------------------------------------------
     def big_node(self) -> dict[str, Any]:
         rows = self.args.big_rows
+        log(f"[2] one node, driver {BIG_DRIVER_MEMORY}, budget {BIG_MEMORY_BUDGET}: {rows:,} rows streamed")
+        timeout = self.args.big_timeout or 300.0 + rows / 1e5
+        kept = self.attempts("the big result", lambda: self._big_node_once(rows, timeout))
+        kept.pop("wall_start", None)
+        kept.pop("wall_end", None)
+        kept.pop("columns", None)
+        kept.update({
+            "query": BIG_SQL.format(rows=rows),
+            "id_sum_expected": rows * (rows - 1) // 2,
+            "checked": "row count and sum(id)",
+            "rows_per_second": rows / kept["seconds"],
+            "driver_memory": BIG_DRIVER_MEMORY,
+            "memory_budget": BIG_MEMORY_BUDGET,
+            "result_vs_heap": kept["arrow_bytes"] / parse_size(BIG_DRIVER_MEMORY),
+        })
+        return kept
+
+    def _big_node_once(self, rows: int, timeout: float) -> dict[str, Any]:
         work = self.tmp / "big-node"
+        shutil.rmtree(work, ignore_errors=True)
         cmd = [
             flightsql_bin(), "serve", "--port", "0", "--work-dir", str(work),
             *node_conf_args(BIG_DRIVER_MEMORY), "--memory-budget", BIG_MEMORY_BUDGET,
         ]
         env = dict(os.environ)
         env.pop("PYSPARK_SUBMIT_ARGS", None)
-        log(f"[2] one node, driver {BIG_DRIVER_MEMORY}, budget {BIG_MEMORY_BUDGET}: {rows:,} rows streamed")
         node = self.registry.add(
             tp.Managed("big-node", cmd, self.tmp / "big-node.log", env=env, cwd=self.tmp,
                        ready=r"ready: Flight SQL at (grpc://127\.0\.0\.1:\d+)")
@@ -675,54 +734,22 @@ class Bench:
             self.remember_tree(node)
             heaps = tp.group_jvm_heaps(node.pgid)
             sampler = RssSampler(node.proc.pid)
-            timeout = self.args.big_timeout or 300.0 + rows / 1e5
-            attempts = []
-            for attempt in range(self.args.contention_retries + 1):
-                result = self.client("big", timeout, uri)
-                if result.get("timed_out"):
-                    raise TimeoutError(f"the big result did not arrive within {timeout:.0f}s")
-                if "failure" in result:
-                    raise RuntimeError(result["failure"])
-                time.sleep(3)  # a few samples after the stream ended
-                result["rss"] = rss_report(sampler.samples, result["wall_start"], result["wall_end"])
-                attempts.append(result)
-                if result["cpu"]["foreign_share_of_machine"] <= CONTENDED_SHARE:
-                    break
-                if attempt < self.args.contention_retries:
-                    log("  repeating this measurement on a quieter machine (the first result stays held until its TTL)")
-            kept = min(attempts, key=lambda r: r["cpu"]["foreign_share_of_machine"])
+            result = self.checked("big", timeout, uri)
+            time.sleep(3)  # a few samples after the stream ended
             sampler.stop()
-            origin = kept["wall_start"]
-            return {
-                "uri": uri,
-                "query": BIG_SQL.format(rows=rows),
-                "rows": kept["rows"],
-                "arrow_bytes": kept["arrow_bytes"],
-                "id_sum": kept["id_sum"],
-                "id_sum_expected": rows * (rows - 1) // 2,
-                "checked": True,
-                "seconds": kept["seconds"],
-                "rows_per_second": rows / kept["seconds"],
-                "execute_seconds": kept["execute_seconds"],
-                "first_batch_seconds": kept["first_batch_seconds"],
-                "batches": kept["batches"],
-                "jvm_xmx": heaps,
-                "driver_memory": BIG_DRIVER_MEMORY,
-                "memory_budget": BIG_MEMORY_BUDGET,
-                "result_vs_heap": kept["arrow_bytes"] / parse_size(BIG_DRIVER_MEMORY),
-                "rss": kept["rss"],
-                "rss_samples": compact_samples([s for s in sampler.samples if s["t"] >= origin - 5], origin),
-                "spill": tp.spill_usage(work / "spill"),
-                "cpu": kept["cpu"],
-                "attempts": len(attempts),
-                "discarded_attempts": [
-                    {"seconds": r["seconds"], "cpu": r["cpu"], "rss": r["rss"]} for r in attempts if r is not kept
-                ],
-            }
+            result["uri"] = uri
+            result["jvm_xmx"] = heaps
+            result["rss"] = rss_report(sampler.samples, result["wall_start"], result["wall_end"])
+            result["rss_samples"] = compact_samples(
+                [s for s in sampler.samples if s["t"] >= result["wall_start"] - 5], result["wall_start"]
+            )
+            result["spill"] = tp.spill_usage(work / "spill")
+            return result
         finally:
             if sampler is not None:
                 sampler.stop()
             self.stop(node, grace=60.0)
+            shutil.rmtree(work, ignore_errors=True)
 
     @contextlib.contextmanager
     def connect_settings(self) -> Iterator[dict[str, str]]:
@@ -801,18 +828,16 @@ def connect_log_findings(path: Path) -> dict[str, Any]:
     }
 
 
-def summarize_scale(
-    result: dict[str, Any], rows: int, nodes: int, uris: list[str], heaps: list[str], spill: list[dict[str, int]]
-) -> dict[str, Any]:
+def summarize_scale(result: dict[str, Any], rows: int) -> dict[str, Any]:
     seconds = [r["seconds"] for r in result["runs"]]
     median = statistics.median(seconds)
     endpoints = result["shares"]["endpoints"]
     total_rows = sum(e["rows"] for e in endpoints) or 1
     total_bytes = sum(e["arrow_bytes"] for e in endpoints) or 1
     return {
-        "uris": uris,
-        "client_uri": uris[0],
-        "jvm_xmx": heaps,
+        "uris": result["uris"],
+        "client_uri": result["uris"][0],
+        "jvm_xmx": result["jvm_xmx"],
         "seconds": {"median": median, "min": min(seconds), "max": max(seconds), "runs": seconds},
         "rows_per_second": {"median": rows / median, "best": rows / min(seconds), "worst": rows / max(seconds)},
         "arrow_bytes": result["runs"][0]["arrow_bytes"],
@@ -822,18 +847,18 @@ def summarize_scale(
         "warmup_seconds": result["warmup"]["seconds"],
         "checked": "rows, columns and sum(id) of the warm-up; rows of every run and of the endpoints read one by one",
         "endpoints": len(endpoints),
+        "get_flight_info_seconds": result["shares"]["get_flight_info_seconds"],
         "shares": [
-            {
-                **e,
-                "row_share": e["rows"] / total_rows,
-                "byte_share": e["arrow_bytes"] / total_bytes,
-            }
+            {**e, "row_share": e["rows"] / total_rows, "byte_share": e["arrow_bytes"] / total_bytes}
             for e in endpoints
         ],
-        "spill_per_node": spill,
+        "spill_per_node": result["spill_per_node"],
         "cpu": result["cpu"],
         "attempts": result["attempts"],
-        "discarded_attempts_cpu": result["discarded_attempts_cpu"],
+        "discarded_attempts": [
+            {"cpu": d["cpu"], "runs_seconds": [r["seconds"] for r in d.get("runs") or []]}
+            for d in result["discarded_attempts"]
+        ],
     }
 
 
@@ -906,16 +931,24 @@ def print_report(report: dict[str, Any]) -> None:
             f" ({big['result_vs_heap']:.1f}x the heap) in {big['seconds']:.1f}s = {big['rows_per_second'] / 1e6:.2f} M rows/s;"
             f" first batch after {big['first_batch_seconds']:.1f}s; row count and sum(id) checked"
         )
-        for key, label in (("node", "node processes (Python + JVM)"), ("all", "with the Python workers")):
+        print("     memory of the node's processes, sampled every 0.5 s (peak per quarter of the stream in MB):")
+        for key, label in (
+            ("node", "Python + JVM, RSS"),
+            ("node_anon", "Python + JVM, anonymous"),
+            ("all", "with Python workers, RSS"),
+            ("all_anon", "with Python workers, anonymous"),
+        ):
             r = big["rss"].get(key)
             if not r:
                 continue
             quarters = " / ".join(f"{q / MB:,.0f}" for q in r["peak_per_quarter_bytes"])
             print(
-                f"     RSS, {label}: before {mb(r['before_query_bytes'])}, peak {mb(r['peak_bytes'])}"
-                f" (first 25% of the stream: {mb(r['peak_first_quarter_bytes'])}, ratio {r['peak_vs_first_quarter']}),"
-                f" final {mb(r['final_bytes'])}; peak per quarter {quarters} MB"
+                f"       {label:<31} before {mb(r['before_query_bytes']):>8}, peak {mb(r['peak_bytes']):>8}"
+                f" (first 25%: {mb(r['peak_first_quarter_bytes']):>8}, x{r['peak_vs_first_quarter']}),"
+                f" final {mb(r['final_bytes']):>8}; {quarters}"
             )
+        print("       (anonymous = what the processes allocated; the rest of RSS is file-backed, mostly spill"
+              " files mapped while they are read, which the kernel can drop)")
         sp = big.get("spill") or {}
         print(f"     spilled to disk: {sp.get('spilled_bytes', 0) / MB:,.0f} MB; other processes used"
               f" {big['cpu']['foreign_share_of_machine']:.0%} of the machine meanwhile")

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -129,17 +127,12 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     from flightsql.server.node import FlightSqlNode
 
-    stop = threading.Event()
+    from flightsql.signals import StopSignals
 
-    def install_handlers() -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-
-    install_handlers()
+    signals = StopSignals()
     node = FlightSqlNode(settings).start()
-    install_handlers()  # again: starting Spark replaces the SIGINT handler with its own
-    while not stop.wait(3600):
-        pass
+    signals.install()  # again: starting Spark replaces the SIGINT handler with its own
+    signals.wait()
     node.stop()
     return 0
 
@@ -147,10 +140,10 @@ def _serve(args: argparse.Namespace) -> int:
 def _cluster(args: argparse.Namespace, node_args: list[str]) -> int:
     from flightsql.cluster import LocalCluster
 
+    from flightsql.signals import StopSignals
+
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    signals = StopSignals()
     cluster = LocalCluster(args.work_dir, args.nodes, args.port, node_args)
     try:
         uris = cluster.start()
@@ -160,8 +153,7 @@ def _cluster(args: argparse.Namespace, node_args: list[str]) -> int:
     print("cluster ready:", flush=True)
     for uri in uris:
         print(f"  {uri}", flush=True)
-    while not stop.wait(3600):
-        pass
+    signals.wait()
     cluster.stop()
     print("cluster stopped", flush=True)
     return 0

@@ -129,15 +129,22 @@ class FlightSqlNode:
         return self
 
     def stop(self) -> None:
+        """Stop every part; a part that is already gone (the JVM signalled with our
+        process group, say) does not keep the others from stopping."""
         log.info("stopping")
-        self.public_server.stop(grace=2).wait()
-        self.manager.stop()
-        self.internal_server.stop(grace=0).wait()
-        self.zk.stop()
-        self.zk.close()
-        if self.embedded_zookeeper is not None:
-            self.embedded_zookeeper.stop()
-        self.spark.stop()
+        steps = [
+            ("public server", lambda: self.public_server.stop(grace=2).wait()),
+            ("results", self.manager.stop),
+            ("internal server", lambda: self.internal_server.stop(grace=0).wait()),
+            ("ZooKeeper client", lambda: (self.zk.stop(), self.zk.close())),
+            ("embedded ZooKeeper", lambda: self.embedded_zookeeper and self.embedded_zookeeper.stop()),
+            ("Spark", self.spark.stop),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+                log.warning("stopping %s: %s: %s", name, type(exc).__name__, exc)
         log.info("stopped")
 
 

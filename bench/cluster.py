@@ -209,6 +209,29 @@ class RssSampler:
         self._thread.join(5)
 
 
+#: what the big-result report follows: (key, label, bytes of one sample)
+RSS_SERIES: dict[str, Any] = {
+    "node_rss": lambda s: s["root"] + s["jvm"],
+    "all_rss": lambda s: sum(s[k] for k in RssSampler.KINDS),
+    "node_anon": lambda s: s["root_anon"] + s["jvm_anon"],
+    "all_anon": lambda s: sum(s[f"{k}_anon"] for k in RssSampler.KINDS),
+    "python_node_anon": lambda s: s["root_anon"],
+    "jvm_anon": lambda s: s["jvm_anon"],
+    "python_workers_anon": lambda s: s["python_workers_anon"],
+    "file_backed": lambda s: sum(s[k] - s[f"{k}_anon"] for k in RssSampler.KINDS),
+}
+RSS_LABELS = {
+    "node_rss": "RSS, node (Python + JVM)",
+    "all_rss": "RSS, all (with Python workers)",
+    "node_anon": "anonymous, node (Python + JVM)",
+    "all_anon": "anonymous, all",
+    "python_node_anon": "  anonymous, flightsql Python",
+    "jvm_anon": "  anonymous, Spark driver JVM",
+    "python_workers_anon": "  anonymous, Python workers",
+    "file_backed": "file-backed, all",
+}
+
+
 def rss_report(samples: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
     """Peak, final and per-quarter peaks of the node processes (root + JVM) and of the whole tree.
 
@@ -216,12 +239,7 @@ def rss_report(samples: list[dict[str, Any]], start: float, end: float) -> dict[
     processes allocated); the difference is file-backed, mostly spill files mapped for reading,
     which the kernel can drop at any time.
     """
-    series = {
-        "node": lambda s: s["root"] + s["jvm"],
-        "node_anon": lambda s: s["root_anon"] + s["jvm_anon"],
-        "all": lambda s: sum(s[k] for k in RssSampler.KINDS),
-        "all_anon": lambda s: sum(s[f"{k}_anon"] for k in RssSampler.KINDS),
-    }
+    series = RSS_SERIES
     window = [s for s in samples if start <= s["t"] <= end]
     before = [s for s in samples if s["t"] < start]
     after = [s for s in samples if s["t"] > end]
@@ -250,7 +268,7 @@ def rss_report(samples: list[dict[str, Any]], start: float, end: float) -> dict[
             "after_stream_bytes": fn(after[min(len(after) - 1, int(2 / RSS_INTERVAL))]) if after else None,
             "peak_vs_first_quarter": round(peak / quarters[0], 3) if quarters[0] else None,
         }
-    peak_sample = max(window, key=series["all"])
+    peak_sample = max(window, key=series["all_rss"])
     out["by_process_kind_at_peak_bytes"] = {
         k: {"rss": peak_sample[k], "anon": peak_sample[f"{k}_anon"]} for k in RssSampler.KINDS
     }
@@ -931,24 +949,20 @@ def print_report(report: dict[str, Any]) -> None:
             f" ({big['result_vs_heap']:.1f}x the heap) in {big['seconds']:.1f}s = {big['rows_per_second'] / 1e6:.2f} M rows/s;"
             f" first batch after {big['first_batch_seconds']:.1f}s; row count and sum(id) checked"
         )
-        print("     memory of the node's processes, sampled every 0.5 s (peak per quarter of the stream in MB):")
-        for key, label in (
-            ("node", "Python + JVM, RSS"),
-            ("node_anon", "Python + JVM, anonymous"),
-            ("all", "with Python workers, RSS"),
-            ("all_anon", "with Python workers, anonymous"),
-        ):
+        print("     memory of the node's process tree, sampled every 0.5 s, in MB:")
+        print(f"       {'':<32} {'before':>7} {'peak':>7} {'1st 25%':>7} {'final':>7}   peak in each quarter of the stream")
+        for key, label in RSS_LABELS.items():
             r = big["rss"].get(key)
             if not r:
                 continue
             quarters = " / ".join(f"{q / MB:,.0f}" for q in r["peak_per_quarter_bytes"])
+            before = "-" if r["before_query_bytes"] is None else f"{r['before_query_bytes'] / MB:,.0f}"
             print(
-                f"       {label:<31} before {mb(r['before_query_bytes']):>8}, peak {mb(r['peak_bytes']):>8}"
-                f" (first 25%: {mb(r['peak_first_quarter_bytes']):>8}, x{r['peak_vs_first_quarter']}),"
-                f" final {mb(r['final_bytes']):>8}; {quarters}"
+                f"       {label:<32} {before:>7} {r['peak_bytes'] / MB:>7,.0f}"
+                f" {r['peak_first_quarter_bytes'] / MB:>7,.0f} {r['final_bytes'] / MB:>7,.0f}   {quarters}"
             )
-        print("       (anonymous = what the processes allocated; the rest of RSS is file-backed, mostly spill"
-              " files mapped while they are read, which the kernel can drop)")
+        print("       anonymous = what the processes allocated (the JVM's grows until its heap reaches -Xmx);"
+              "\n       file-backed = mostly spill files mapped while they are read, pages the kernel can drop.")
         sp = big.get("spill") or {}
         print(f"     spilled to disk: {sp.get('spilled_bytes', 0) / MB:,.0f} MB; other processes used"
               f" {big['cpu']['foreign_share_of_machine']:.0%} of the machine meanwhile")
@@ -965,9 +979,9 @@ def print_report(report: dict[str, Any]) -> None:
         log_ = sc.get("server_log") or {}
         if log_.get("out_of_memory"):
             print(f"     server log: {log_['out_of_memory']}")
-        r = (sc.get("rss") or {}).get("all")
-        if r:
-            print(f"     server RSS peak {mb(r['peak_bytes'])}")
+        r = sc.get("rss") or {}
+        if r.get("all_rss"):
+            print(f"     server RSS peak {mb(r['all_rss']['peak_bytes'])} (anonymous {mb(r['all_anon']['peak_bytes'])})")
         alive = "yes" if sc.get("server_alive_after") else f"no (exit code {sc.get('server_exit_code')})"
         sel = sc.get("select1_after") or {}
         sel_text = "answered" if sel.get("ok") else f"failed: {sel.get('error')}"

@@ -140,6 +140,29 @@ def kill_leftovers(tree: dict[int, int]) -> list[int]:
     return killed
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, steal) clock ticks of the whole machine since boot, from /proc/stat.
+
+    Counts every process, also those a PID namespace hides from /proc; steal is time the
+    hypervisor gave to other guests.
+    """
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return user + nice + system + irq + softirq + steal, steal
+
+
+def cpu_probe() -> float:
+    """Seconds one core takes for a fixed amount of hashing: slower means a slower or shared host."""
+    import hashlib
+
+    block = b"\x5a" * (1 << 20)
+    t0 = time.perf_counter()
+    digest = hashlib.sha256()
+    for _ in range(256):
+        digest.update(block)
+    return time.perf_counter() - t0
+
+
 def _kind(pid: int, root: int) -> str:
     if pid == root:
         return "root"
@@ -598,7 +621,9 @@ class Bench:
         for key in ("SPARK_REMOTE", "PYSPARK_SUBMIT_ARGS"):
             env.pop(key, None)
         idle = self.monitor.wait_idle(self.args.idle_timeout) if wait_idle and self.args.idle_timeout > 0 else None
+        probe = min(cpu_probe() for _ in range(3)) if wait_idle else None
         start = self.monitor.snapshot()
+        ticks0 = machine_ticks()
         proc = self.registry.add(tp.Managed(f"client-{kind}", cmd, self.tmp / f"client-{kind}.log", env=env, cwd=self.tmp))
         timed_out = False
         try:
@@ -613,6 +638,17 @@ class Bench:
         result["timed_out"] = timed_out
         result["cpu"] = cpu = self.monitor.since(start)
         cpu["before"] = idle
+        ticks1 = machine_ticks()
+        hz = os.sysconf("SC_CLK_TCK")
+        capacity = max(cpu["wall_seconds"], 1e-9) * (len(os.sched_getaffinity(0)) or 1)
+        busy = (ticks1[0] - ticks0[0]) / hz
+        # CPU the machine spent that no process visible here accounts for (hidden processes, steal)
+        unattributed = max(0.0, busy - cpu["our_cpu_seconds"] - cpu["foreign_cpu_seconds"])
+        cpu["machine_busy_share"] = round(busy / capacity, 4)
+        cpu["steal_seconds"] = round((ticks1[1] - ticks0[1]) / hz, 2)
+        cpu["unattributed_share"] = round(unattributed / capacity, 4)
+        cpu["cpu_probe_seconds"] = round(probe, 4) if probe is not None else None
+        cpu["foreign_share_of_machine"] = max(cpu["foreign_share_of_machine"], cpu["unattributed_share"])
         if wait_idle and cpu["foreign_share_of_machine"] > CONTENDED_SHARE:
             log(
                 f"  WARNING: other processes used {cpu['foreign_cpu_seconds']:.1f} CPU-s"
@@ -900,7 +936,7 @@ def print_report(report: dict[str, Any]) -> None:
         "\n   nodes and how evenly it is spread, not scale-out."
     )
     print()
-    header = f"   {'nodes':>5} {'median s':>9} {'min s':>7} {'max s':>7} {'rows/s':>10} {'MB/s':>6} {'vs 1 node':>9} {'1st batch s':>11} {'other CPU':>9}"
+    header = f"   {'nodes':>5} {'median s':>9} {'min s':>7} {'max s':>7} {'rows/s':>10} {'MB/s':>6} {'vs 1 node':>9} {'1st batch s':>11} {'other CPU':>9} {'probe ms':>8}"
     print(header)
     print("   " + "-" * (len(header) - 3))
     base = (scale.get("1") or {}).get("rows_per_second", {}).get("median")
@@ -915,7 +951,13 @@ def print_report(report: dict[str, Any]) -> None:
             f"   {nodes:>5} {s['seconds']['median']:>9.3f} {s['seconds']['min']:>7.3f} {s['seconds']['max']:>7.3f}"
             f" {rps / 1e6:>8.2f} M {s['arrow_bytes'] / s['seconds']['median'] / MB:>6.0f} {rel:>9}"
             f" {s['first_batch_seconds_median']:>11.3f} {s['cpu']['foreign_share_of_machine']:>9.0%}"
+            f" {(s['cpu'].get('cpu_probe_seconds') or 0) * 1e3:>8.0f}"
         )
+    print(
+        "\n   other CPU: share of the machine used by processes not started here (or by none visible"
+        "\n   here, from /proc/stat); probe ms: one core hashing 256 MB just before the measurement"
+        "\n   (higher means a slower or shared host)."
+    )
     print("\n   Share of each node (every endpoint read once on its own with pyarrow):")
     for nodes in NODE_COUNTS:
         s = scale.get(str(nodes))

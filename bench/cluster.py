@@ -85,6 +85,14 @@ def first_line(text: str) -> str:
     return ""
 
 
+def error_summary(exc: BaseException) -> str:
+    """One line for an error: gRPC errors print their call object first, the message is in `details`."""
+    text = str(exc)
+    match = re.search(r'details = "(.*)"', text)
+    line = match.group(1) if match and text.lstrip().startswith("<") else first_line(text)
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
 def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)b?\s*", text.lower())
     if not match:
@@ -164,14 +172,16 @@ def cpu_probe() -> float:
 
 
 def _kind(pid: int, root: int) -> str:
-    if pid == root:
-        return "root"
     try:
         argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
     except OSError:
-        return "other"
+        argv = []
     if argv and argv[0].endswith(b"java"):
         return "jvm"
+    if pid == root:
+        return "root"
+    if not argv:
+        return "other"
     if any(b"pyspark.daemon" in a or b"pyspark.worker" in a for a in argv):
         return "python_workers"
     return "other"
@@ -509,6 +519,7 @@ def client_connect_big(uri: str, rows: int, out: str) -> None:
         spark = SparkSession.builder.remote(uri).getOrCreate()
         method, tables = _connect_stream(spark, spark.sql(BIG_SQL.format(rows=rows)))
         result["client_method"] = method
+        _write(out, result)
         for table in tables:
             if result["rows"] == 0:
                 result["first_batch_seconds"] = time.perf_counter() - t0
@@ -529,13 +540,13 @@ def client_connect_big(uri: str, rows: int, out: str) -> None:
             result["error"] = f"incomplete result: {result['rows']} rows, sum(id) {result['id_sum']}"
     except BaseException as exc:  # the outcome is the measurement
         result["error_type"] = type(exc).__name__
-        result["error"] = first_line(str(exc)) or type(exc).__name__
+        result["error"] = error_summary(exc)
         result["error_text"] = str(exc)[:4000]
-        progress(f"failed after {time.perf_counter() - t0:.1f}s: {type(exc).__name__}: {result['error']}")
+        progress(f"failed after {time.perf_counter() - t0:.1f}s: {result['error']}")
     result["seconds"] = time.perf_counter() - t0
     result["wall_end"] = time.time()
     _write(out, result)
-    if spark is not None:
+    if spark is not None and result["ok"]:
         with contextlib.suppress(BaseException):
             spark.stop()
 
@@ -552,7 +563,7 @@ def client_connect_select1(uri: str, out: str) -> None:
             spark.stop()
     except BaseException as exc:
         result["error_type"] = type(exc).__name__
-        result["error"] = first_line(str(exc)) or type(exc).__name__
+        result["error"] = error_summary(exc)
     result["seconds"] = time.perf_counter() - t0
     _write(out, result)
 
@@ -562,10 +573,16 @@ def client_main(args: argparse.Namespace) -> int:
         client_scale(args.uri, args.rows, args.runs, args.out)
     elif args.client == "big":
         client_big(args.uri, args.big_rows, args.out)
-    elif args.client == "connect-big":
-        client_connect_big(args.uri, args.big_rows, args.out)
-    elif args.client == "connect-select1":
-        client_connect_select1(args.uri, args.out)
+    elif args.client in ("connect-big", "connect-select1"):
+        if args.client == "connect-big":
+            client_connect_big(args.uri, args.big_rows, args.out)
+        else:
+            client_connect_select1(args.uri, args.out)
+        # The result is written; a Connect client whose server died can hang in its gRPC
+        # threads at interpreter exit.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     else:
         raise SystemExit(f"unknown client {args.client}")
     return 0
@@ -624,6 +641,7 @@ class Bench:
         probe = min(cpu_probe() for _ in range(3)) if wait_idle else None
         start = self.monitor.snapshot()
         ticks0 = machine_ticks()
+        wall_start = time.time()
         proc = self.registry.add(tp.Managed(f"client-{kind}", cmd, self.tmp / f"client-{kind}.log", env=env, cwd=self.tmp))
         timed_out = False
         try:
@@ -633,7 +651,10 @@ class Bench:
             code = None
         finally:
             self.stop(proc, grace=5.0)
+        wall_end = time.time()
         result: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+        result["client_wall_start"], result["client_wall_end"] = wall_start, wall_end
+        result["client_wall_seconds"] = wall_end - wall_start
         result["client_exit_code"] = code
         result["timed_out"] = timed_out
         result["cpu"] = cpu = self.monitor.since(start)
@@ -831,6 +852,8 @@ class Bench:
             sampler = RssSampler(server.proc.pid)
             result = self.client("connect-big", self.args.connect_timeout, uri)
             time.sleep(3)
+            if result.get("seconds") is None:
+                result["seconds"] = result["client_wall_seconds"]  # includes the client's start-up
             out["client"] = {
                 k: result.get(k) for k in (
                     "ok", "client_method", "rows", "arrow_bytes", "seconds", "first_batch_seconds",
@@ -838,17 +861,25 @@ class Bench:
                 )
             }
             out["client"]["error_text"] = result.get("error_text")
-            if result.get("timed_out"):
-                out["outcome"] = f"no complete result within {self.args.connect_timeout:.0f}s (client stopped)"
+            if result.get("error"):
+                out["outcome"] = f"error: {result['error']}"
+            elif result.get("timed_out"):
+                out["outcome"] = (
+                    f"no complete result within {self.args.connect_timeout:.0f}s: the client was still waiting"
+                    " when it was stopped"
+                )
             elif result.get("ok"):
                 out["outcome"] = "complete result"
             else:
-                out["outcome"] = f"error: {result.get('error') or result.get('failure', 'unknown')}"
+                out["outcome"] = f"client failed: {first_line(result.get('failure', 'unknown'))}"
             out["rows_per_second"] = rows / result["seconds"] if result.get("ok") else None
             out["cpu"] = result["cpu"]
-            end = result.get("wall_end") or time.time()
-            out["rss"] = rss_report(sampler.samples, result.get("wall_start") or end, end)
+            start = result.get("wall_start") or result["client_wall_start"]
+            end = result.get("wall_end") or result["client_wall_end"]
+            out["rss"] = rss_report(sampler.samples, start, end)
             sampler.stop()
+            gone = next((x["t"] for x in sampler.samples if x["t"] >= start and x["jvm"] == 0), None)
+            out["server_jvm_gone_after_seconds"] = None if gone is None else round(gone - start, 1)
             out["server_alive_after"] = server.proc.poll() is None and bool(descendants(server.proc.pid))
             out["server_exit_code"] = server.proc.returncode
             check = self.client("connect-select1", 120.0, uri, wait_idle=False)
@@ -926,7 +957,18 @@ def mb(value: float | None) -> str:
 def print_report(report: dict[str, Any]) -> None:
     rows = report["rows"]
     cores = report["machine"].get("nproc")
-    scale = report.get("scale") or {}
+    scale = report.get("scale")
+    if scale is not None:
+        print_scale(report, scale, cores, rows)
+    if "big_node" in report or "big_connect" in report:
+        print_big(report)
+    contention = report.get("contention_flags") or []
+    if contention:
+        print("\n   WARNING: other processes used more than 5% of the machine during: " + ", ".join(contention))
+    print()
+
+
+def print_scale(report: dict[str, Any], scale: dict[str, Any], cores: Any, rows: int) -> None:
     print()
     print(f"1. One result spread over 1, 2 and 3 nodes: {SCALE_SQL.format(rows=f'{rows:,}', partitions=SCALE_PARTITIONS)}")
     print(f"   ADBC stream from the first node, {report['runs']} timed runs after 1 warm-up; rows/s from the median")
@@ -975,6 +1017,9 @@ def print_report(report: dict[str, Any]) -> None:
         if spilled:
             print(f"      spilled to disk: {spilled / MB:,.0f} MB")
 
+
+
+def print_big(report: dict[str, Any]) -> None:
     big = report.get("big_node") or {}
     print()
     big_rows = f"{report['big_rows']:,}"
@@ -1015,7 +1060,9 @@ def print_report(report: dict[str, Any]) -> None:
         c = sc.get("client", {})
         print(f"   Spark Connect (driver {BIG_DRIVER_MEMORY}, -Xmx {','.join(sc.get('jvm_xmx') or []) or '?'}),"
               f" client {c.get('client_method') or '-'}, limit {sc['time_limit_seconds']:.0f}s:")
-        print(f"     outcome: {sc['outcome']} after {c.get('seconds') or 0:.1f}s; {c.get('rows') or 0:,} rows arrived")
+        print(f"     outcome after {c.get('seconds') or 0:.1f}s: {sc['outcome']}; {c.get('rows') or 0:,} rows arrived")
+        if sc.get("server_jvm_gone_after_seconds") is not None:
+            print(f"     the server's JVM was gone {sc['server_jvm_gone_after_seconds']:.1f}s after the query started")
         if sc.get("rows_per_second"):
             print(f"     {sc['rows_per_second'] / 1e6:.2f} M rows/s")
         log_ = sc.get("server_log") or {}
@@ -1028,10 +1075,6 @@ def print_report(report: dict[str, Any]) -> None:
         sel = sc.get("select1_after") or {}
         sel_text = "answered" if sel.get("ok") else f"failed: {sel.get('error')}"
         print(f"     server alive afterwards: {alive}; SELECT 1 afterwards: {sel_text}")
-    contention = report.get("contention_flags") or []
-    if contention:
-        print("\n   WARNING: other processes used more than 5% of the machine during: " + ", ".join(contention))
-    print()
 
 
 def orchestrate(args: argparse.Namespace) -> int:

@@ -79,6 +79,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", default=None,
                        help="create the demo.trips table (100,000 rows) at start")
     serve.add_argument("--log-level", default=_DEFAULTS.log_level, help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument("--log-format", choices=("text", "json"), default=_DEFAULTS.log_format,
+                       help="text: one readable line per record; json: one JSON object per line")
+    serve.add_argument("--http-port", type=int, default=_DEFAULTS.http_port,
+                       help="port of the HTTP status page (/) and Prometheus metrics (/metrics); 0: any; "
+                       "unset: no HTTP server")
 
     cluster = commands.add_parser(
         "cluster",
@@ -110,7 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
         "memory_budget": args.memory_budget, "disk_budget": args.disk_budget,
         "result_ttl": args.result_ttl, "token_ttl": args.token_ttl, "demo": args.demo,
         "execution_mode": args.execution_mode, "zookeeper": args.zookeeper, "metastore": args.metastore,
-        "log_level": args.log_level,
+        "log_level": args.log_level, "log_format": args.log_format, "http_port": args.http_port,
     }
     settings = load(flags)
     logging.basicConfig(

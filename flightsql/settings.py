@@ -36,6 +36,8 @@ class Settings:
     zookeeper: str | None = None
     metastore: str | None = None
     log_level: str = "INFO"
+    log_format: str = "text"
+    http_port: int | None = None
 
     @property
     def public_host(self) -> str:

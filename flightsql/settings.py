@@ -1,18 +1,30 @@
 """One typed, frozen settings object per node, loaded once and passed in.
 
-Sources, later ones winning: defaults, environment variables (``FLIGHTSQL_<NAME>``),
-command-line flags.  Every option is documented in ``flightsql serve --help``.
+Sources, later ones winning: defaults, a settings file (``--config FILE`` or
+``FLIGHTSQL_CONFIG``), environment variables (``FLIGHTSQL_<NAME>``), command-line flags.
+
+The file is a Spark properties file, like ``spark-defaults.conf``: one ``key value`` (or
+``key=value``) a line, ``#`` starts a comment. Our own settings have ``spark.flight.*``
+names (the names of the original SparkFlightManager design where one existed); every other
+``spark.*`` key is a Spark setting for the node's driver, as ``--conf`` gives one.  Every
+option, with its file key and environment variable, is documented in ``flightsql serve --help``.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 ENV_PREFIX = "FLIGHTSQL_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+EXECUTION_MODES = ("auto", "single", "distributed")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SIZES = frozenset({"memory_budget", "disk_budget"})  # accept 512m, 2g, ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,7 @@ class Settings:
         return self.host
 
     def check(self) -> None:
-        """Refuse settings that would expose data without authentication."""
+        """Refuse settings that would expose data without authentication, or make no sense."""
         if self.users_file is None and self.host not in LOOPBACK and not self.allow_unauthenticated_remote:
             raise ValueError(
                 f"refusing to listen on {self.host} without authentication: pass --users FILE "
@@ -58,19 +70,78 @@ class Settings:
             )
         if self.memory_budget < 0 or self.disk_budget < 0:
             raise ValueError("budgets must be >= 0")
+        for name in ("port", "internal_port", "http_port"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 65535:
+                raise ValueError(f"{name.replace('_', '-')} must be a port number (0-65535), got {value}")
+        if self.result_ttl <= 0 or self.token_ttl <= 0:
+            raise ValueError("result-ttl and token-ttl must be > 0")
+        _one_of("execution-mode", self.execution_mode, EXECUTION_MODES)
+        _one_of("log-format", self.log_format, LOG_FORMATS)
+        _one_of("log-level", self.log_level.upper(), LOG_LEVELS)
 
 
-def _convert(kind: Any, value: str) -> Any:
-    text = str(kind)
-    if "bool" in text:
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    if "int" in text:
-        return parse_size(value)
-    if "float" in text:
-        return float(value)
-    if "Path" in text:
-        return Path(value) if value else None
-    return value
+# Each setting's key in a settings file.  Where the original design named a setting
+# (spark.flight.host/port, .internal.port, .public.host, .manager.zookeeper.url) we keep
+# its name; the Spark master and the Hive metastore keep Spark's own names.
+FILE_KEYS: dict[str, str] = {
+    "host": "spark.flight.host",
+    "port": "spark.flight.port",
+    "internal_port": "spark.flight.internal.port",
+    "advertise_host": "spark.flight.public.host",
+    "master": "spark.master",
+    "work_dir": "spark.flight.workDir",
+    "users_file": "spark.flight.auth.usersFile",
+    "secret_file": "spark.flight.auth.secretFile",
+    "allow_unauthenticated_remote": "spark.flight.auth.allowUnauthenticatedRemote",
+    "memory_budget": "spark.flight.spool.memoryBudget",
+    "disk_budget": "spark.flight.spool.diskBudget",
+    "result_ttl": "spark.flight.result.ttl",
+    "token_ttl": "spark.flight.auth.tokenTtl",
+    "demo": "spark.flight.demo",
+    "execution_mode": "spark.flight.executionMode",
+    "zookeeper": "spark.flight.manager.zookeeper.url",
+    "metastore": "spark.hive.metastore.uris",
+    "log_level": "spark.flight.log.level",
+    "log_format": "spark.flight.log.format",
+    "http_port": "spark.flight.http.port",
+}
+_FIELD_OF_KEY = {key: name for name, key in FILE_KEYS.items()}
+_TYPES = {f.name: str(f.type) for f in fields(Settings)}
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _one_of(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def convert(name: str, value: str) -> Any:
+    """A setting's value from text (a file, the environment); ValueError says what is wrong."""
+    kind = _TYPES[name]
+    text = value.strip()
+    try:
+        if "bool" in kind:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError
+        if name in SIZES:
+            return parse_size(text)
+        if "int" in kind:
+            return int(text) if text or "None" not in kind else None
+        if "float" in kind:
+            return float(text)
+    except ValueError:
+        raise ValueError(f"not a valid {kind.split(' ')[0]}: {value!r}") from None
+    if "Path" in kind:
+        return Path(text) if text else None
+    return text if text or "None" not in kind else None
 
 
 def parse_size(value: str) -> int:
@@ -82,17 +153,59 @@ def parse_size(value: str) -> int:
     return int(text)
 
 
-def load(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+def read_file(path: Path) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """A settings file's settings and its Spark settings; ValueError names the file and line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read settings file {path}: {exc.strerror or exc}") from None
+    values: dict[str, Any] = {}
+    conf: list[tuple[str, str]] = []
+    for number, raw in enumerate(lines, 1):
+        line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if not line:
+            continue
+        key, value = _split(line)
+        where = f"{path}:{number}"
+        if not key.startswith("spark."):
+            raise ValueError(f"{where}: {key!r} is not a spark.* key")
+        name = _FIELD_OF_KEY.get(key)
+        if name is not None:
+            try:
+                values[name] = convert(name, value)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {key}: {exc}") from None
+        elif key.startswith("spark.flight."):
+            close = difflib.get_close_matches(key, FILE_KEYS.values(), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(f"{where}: unknown setting {key}{hint}")
+        else:
+            conf.append((key, value))
+    return values, tuple(conf)
+
+
+def _split(line: str) -> tuple[str, str]:
+    for index, char in enumerate(line):
+        if char == "=" or char.isspace():
+            key, rest = line[:index], line[index + 1:].strip()
+            return key, rest[1:].strip() if char.isspace() and rest.startswith("=") else rest
+    return line, ""
+
+
+def load(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None, config: Path | None = None) -> Settings:
+    """Merge defaults, the settings file, the environment and the flags (flags given as None are unset)."""
     environ = os.environ if environ is None else environ
-    settings = Settings()
+    if config is None and environ.get(CONFIG_ENV):
+        config = Path(environ[CONFIG_ENV])
+    from_file, file_conf = read_file(config) if config is not None else ({}, ())
     from_env: dict[str, Any] = {}
-    for f in fields(Settings):
-        raw = environ.get(ENV_PREFIX + f.name.upper())
-        if raw is not None and f.name != "conf":
-            from_env[f.name] = _convert(f.type, raw)
-    settings = replace(settings, **from_env)
-    given = {k: v for k, v in flags.items() if v is not None}
-    return replace(settings, **given)
-
-
-_ = field
+    for name in FILE_KEYS:
+        raw = environ.get(env_name(name))
+        if raw is not None:
+            try:
+                from_env[name] = convert(name, raw)
+            except ValueError as exc:
+                raise ValueError(f"{env_name(name)}: {exc}") from None
+    given = {k: v for k, v in flags.items() if v is not None and k != "conf"}
+    conf = file_conf + tuple(flags.get("conf") or ())
+    return replace(Settings(), **{**from_file, **from_env, **given}, conf=conf)

@@ -21,13 +21,29 @@ def test_serve_refuses_a_public_address_without_users() -> None:
 
 
 def test_help_documents_every_option_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    from flightsql.serve_options import OPTIONS
+    from flightsql.settings import FILE_KEYS, env_name
+
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for option in ("--host", "--port", "--master", "--conf", "--users", "--memory-budget", "--disk-budget",
-                   "--result-ttl", "--allow-unauthenticated-remote", "--demo"):
-        assert option in text
-    assert "(default: 127.0.0.1)" in text and "(default: local[*])" in text
+    for option in OPTIONS:
+        assert option.flag in text
+        assert f"file: {FILE_KEYS[option.name]}; env: {env_name(option.name)})" in text
+    assert "(default: 127.0.0.1;" in text and "(default: local[*];" in text and "(default: 512m;" in text
+    assert "--config FILE" in text and "FLIGHTSQL_CONFIG" in text
+
+
+def test_serve_reports_a_bad_settings_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "node.conf"
+    config.write_text("spark.flight.prot 1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "flightsql.cli", "serve", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unknown setting spark.flight.prot (did you mean spark.flight.port?)" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_conf_must_be_key_value() -> None:

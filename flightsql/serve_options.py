@@ -1,0 +1,129 @@
+"""The options of ``flightsql serve``: one table, from which the parser, the help and the
+flags handed to :func:`flightsql.settings.load` all come.
+
+The parser's defaults are left unset (``argparse.SUPPRESS``) so that a flag not given
+does not hide the settings file or the environment; the help still shows each default,
+with the option's settings-file key and environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from flightsql.settings import (
+    CONFIG_ENV, EXECUTION_MODES, FILE_KEYS, LOG_FORMATS, Settings, env_name, parse_size,
+)
+
+_DEFAULTS = Settings()
+
+
+def _conf(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--conf takes key=value, got {value!r}")
+    return key.strip(), val
+
+
+def _size(value: str) -> int:
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a size: {value!r}") from exc
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    name: str  # the Settings field
+    help: str
+    type: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    switch: bool = False  # a flag without a value, setting True
+
+    def default_text(self) -> str:
+        value = getattr(_DEFAULTS, self.name)
+        if value is None:
+            return "unset"
+        if self.type is _size:
+            return f"{value // (1 << 20)}m" if value % (1 << 30) else f"{value // (1 << 30)}g"
+        return str(value)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--host", "host", "address the public Flight SQL server listens on"),
+    Option("--port", "port", "port of the public Flight SQL server (0: any)", int),
+    Option("--internal-port", "internal_port", "port of the internal server executors push results to (0: any)", int),
+    Option("--advertise-host", "advertise_host",
+           "host name clients use to reach this node (unset: --host, or the machine's name when --host is 0.0.0.0)"),
+    Option("--master", "master", "Spark master URL"),
+    Option("--work-dir", "work_dir", "directory for spills, staging, the warehouse and the embedded metastore", Path),
+    Option("--users", "users_file", "users file (argon2 hashes, see 'flightsql users add') enabling authentication",
+           Path),
+    Option("--secret-file", "secret_file",
+           "file with the secret signing tokens and pushes (unset: one secret kept in ZooKeeper for the cluster)",
+           Path),
+    Option("--allow-unauthenticated-remote", "allow_unauthenticated_remote",
+           "listen on a non-loopback address without a users file", switch=True),
+    Option("--memory-budget", "memory_budget", "bytes of results held in memory before spilling to disk", _size),
+    Option("--disk-budget", "disk_budget",
+           "bytes of spilled results on disk before queries fail with RESOURCE_EXHAUSTED", _size),
+    Option("--result-ttl", "result_ttl",
+           "seconds a finished result stays readable (RenewFlightEndpoint extends it)", float),
+    Option("--token-ttl", "token_ttl", "seconds a bearer token is valid", int),
+    Option("--zookeeper", "zookeeper",
+           "ZooKeeper ensemble of the cluster to join (unset: an embedded ZooKeeper from PySpark's jars, "
+           "data under WORK_DIR/zookeeper)", metavar="HOST:PORT[,HOST:PORT][/CHROOT]"),
+    Option("--metastore", "metastore",
+           "Hive metastore shared by the nodes (unset: an embedded Derby metastore in WORK_DIR, private to "
+           "this node)", metavar="thrift://HOST:PORT"),
+    Option("--execution-mode", "execution_mode",
+           "auto: like distributed, but results of plans that read no table (SELECT 1, VALUES) with at most "
+           "10,000 rows come from the driver without a job; single: every partition goes to the node the "
+           "client asked, one endpoint; distributed: partitions spread over all live nodes, one endpoint per "
+           "node. Sessions may override it with the session option execution_mode", choices=EXECUTION_MODES),
+    Option("--demo", "demo", "create the demo.trips table (100,000 rows) at start", switch=True),
+    Option("--http-port", "http_port",
+           "port of the HTTP status page (/) and Prometheus metrics (/metrics); 0: any; unset: no HTTP server",
+           int),
+    Option("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR"),
+    Option("--log-format", "log_format", "text: one readable line per record; json: one JSON object per line",
+           choices=LOG_FORMATS),
+)
+
+
+def add_serve_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="start a node",
+        description="Start a node: a Spark driver with a public Flight SQL server and an internal server. "
+        "Each option can also be given in a settings file (--config) by its key, or as an environment "
+        "variable; flags win over the environment, which wins over the file. In the file, any other "
+        "spark.* key is a Spark setting, like --conf.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--config", type=Path, default=None, metavar="FILE",
+                       help=f"settings file: 'key value' lines, spark.flight.* keys and Spark settings "
+                       f"(env: {CONFIG_ENV})")
+    serve.add_argument("--conf", type=_conf, action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE",
+                       help="a Spark setting for the node's driver (repeatable; wins over the same key in the file)")
+    for option in OPTIONS:
+        where = f"default: {option.default_text()}; file: {FILE_KEYS[option.name]}; env: {env_name(option.name)}"
+        kwargs: dict[str, Any] = {"dest": option.name, "default": argparse.SUPPRESS,
+                                  "help": f"{option.help} ({where})"}
+        if option.switch:
+            kwargs["action"] = "store_const"
+            kwargs["const"] = True
+        else:
+            kwargs.update(type=option.type, choices=option.choices, metavar=option.metavar)
+        serve.add_argument(option.flag, **kwargs)
+
+
+def flags_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the command line gave: only flags actually present."""
+    given = {option.name: getattr(args, option.name) for option in OPTIONS if hasattr(args, option.name)}
+    given["conf"] = tuple(getattr(args, "conf", ()))
+    return given

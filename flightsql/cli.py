@@ -39,6 +39,10 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("file", type=Path)
     add.add_argument("user")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+    from flightsql.client import add_query_parser
+
+    add_query_parser(commands)
     return root
 
 
@@ -119,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "users":
         return _users(args)
+    if args.command == "query":
+        from flightsql.client import run_query
+
+        return run_query(args)
     return 2
 
 

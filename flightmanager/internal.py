@@ -20,10 +20,12 @@ from flightmanager.flight import Flight_pb2 as pb
 from flightmanager.flight.service import FlightService
 from flightmanager.flight.wire import (
     EncodedBatch,
+    FlightMessage,
     message_type,
     parse_flight_data,
     schema_from_message,
 )
+from flightmanager.log_context import query_context
 from flightmanager.push import PushHeader, parse_completion
 from flightmanager.spool import ResultSpool
 
@@ -38,10 +40,13 @@ class InternalFlightService(FlightService):
         secret: str,
         spool_of: Callable[[str], ResultSpool | None],
         on_exhausted: Callable[[str], None] = lambda query_id: None,
+        on_pushed: Callable[[str, int, bool], None] = lambda query_id, rows, committed: None,
     ) -> None:
         self._secret = secret.encode()
         self._spool_of = spool_of
         self._on_exhausted = on_exhausted
+        #: a push ended: (query, rows, committed) -- committed False: another attempt won
+        self._on_pushed = on_pushed
 
     def do_put(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterable[pb.PutResult]:
         raw_first = next(requests, None)
@@ -55,6 +60,13 @@ class InternalFlightService(FlightService):
             raise PushRefused("push refused: malformed push header") from exc
         if not hmac.compare_digest(header.secret.encode(), self._secret):
             raise PushRefused("push refused: wrong cluster secret")
+        with query_context(header.query_id):
+            result = self._receive(header, first, requests, context)
+        yield result
+
+    def _receive(
+        self, header: PushHeader, first: FlightMessage, requests: Iterator[bytes], context: grpc.ServicerContext
+    ) -> pb.PutResult:
         spool = self._spool_of(header.query_id)
         if spool is None:
             raise ResultNotFound(f"push refused: no result {header.query_id} on this node")
@@ -99,13 +111,14 @@ class InternalFlightService(FlightService):
             writer.abort()
             raise
         committed = writer.commit()
+        self._on_pushed(header.query_id, writer.rows, committed)
         log.log(
             logging.DEBUG if committed else logging.INFO,
             "query %s partition %d attempt %d: %d rows %s",
             header.query_id, header.partition, header.attempt, writer.rows,
             "committed" if committed else "dropped: another attempt of the partition won",
         )
-        yield pb.PutResult(app_metadata=b"committed" if committed else b"duplicate")
+        return pb.PutResult(app_metadata=b"committed" if committed else b"duplicate")
 
 
 def _rows(message, schema: pa.Schema) -> int:  # type: ignore[no-untyped-def]

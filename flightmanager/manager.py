@@ -33,10 +33,12 @@ from flightmanager.errors import (
     ResultNotFound,
 )
 from flightmanager.flight.wire import EncodedBatch
+from flightmanager.log_context import iterate_in_query, query_context
 from flightmanager.push import FAIL_AFTER_COMMIT, PushTarget, pusher
 from flightmanager.query import QueryState, transition
 from flightmanager.spool import ResultSpool
 from flightmanager.spark_failures import describe_failure
+from flightmanager.status import ClusterStatus, NodeStatus, QueryStatus, Served, StreamTally, merge
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -52,9 +54,14 @@ class Node:
     public_uri: str
     internal_uri: str
     host: str
+    #: the node's HTTP status page, if it runs one
+    status_uri: str | None = None
 
     def push_target(self) -> PushTarget:
         return PushTarget(self.node_id, self.internal_uri, self.host)
+
+    def status(self) -> NodeStatus:
+        return NodeStatus(self.node_id, self.public_uri, self.host, self.status_uri)
 
 
 @dataclass(frozen=True)
@@ -94,9 +101,28 @@ class QueryRecord:
     nodes: tuple[Node, ...] = ()
     #: every partition pushed to the coordinator, one endpoint
     single: bool = False
+    #: the query registry knows this query (other nodes may hold parts of it)
+    shared: bool = False
+    #: for an EXPIRED record: the state it had before it expired
+    outcome: QueryState | None = None
+    #: what each stream of this node served (one tally per stream)
+    tallies: list[StreamTally] = field(default_factory=list, repr=False)
+    #: the coordinator has counted the query's end in the metrics
+    counted: bool = field(default=False, repr=False)
+    #: the node's own business (its warm-up): in no metric and on no status page
+    internal: bool = False
 
     def move(self, target: QueryState) -> None:
         self.state = transition(self.state, target)
+
+    def status(self, node_id: str) -> QueryStatus:
+        """This node's view of the query."""
+        served = {node_id: Served.of(self.tallies)} if self.tallies else {}
+        return QueryStatus(
+            self.query_id, self.owner, self.sql, self.state.value, self.coordinator, self.created,
+            self.finished_at, None if self.error is None else self.error.message, served,
+            None if self.outcome is None else self.outcome.value,
+        )
 
 
 @dataclass(frozen=True)
@@ -139,6 +165,10 @@ class SparkFlightManager(abc.ABC):
     def queries(self) -> list[QueryRecord]: ...
 
     @abc.abstractmethod
+    def status(self) -> ClusterStatus:
+        """Live nodes, and running and recent queries, as this node sees the cluster."""
+
+    @abc.abstractmethod
     def stop(self) -> None: ...
 
 
@@ -160,6 +190,19 @@ class LocalFlightManager(SparkFlightManager):
         settings.spill_dir.mkdir(parents=True, exist_ok=True)
         self._reaper = threading.Thread(target=self._reap, name="result-expiry", daemon=True)
         self._reaper.start()
+        label = node.node_id
+        metrics.MEMORY_HELD.labels(label).set_function(lambda: self.memory.used)
+        metrics.DISK_HELD.labels(label).set_function(lambda: self.disk.used)
+        metrics.MEMORY_BUDGET.labels(label).set(settings.memory_budget)
+        metrics.DISK_BUDGET.labels(label).set(settings.disk_budget)
+        metrics.QUERIES_RUNNING.labels(label).set_function(self._running)
+
+    def _running(self) -> int:
+        me = self.node.node_id
+        return sum(
+            1 for r in list(self._records.values())
+            if r.coordinator == me and r.state in (QueryState.PENDING, QueryState.RUNNING) and not r.internal
+        )
 
     def exhausted(self, query_id: str) -> None:
         """A budget ran out while holding this query: stop its job."""
@@ -179,19 +222,42 @@ class LocalFlightManager(SparkFlightManager):
         return record
 
     def queries(self) -> list[QueryRecord]:
-        return sorted(self._records.values(), key=lambda r: r.created, reverse=True)
+        return sorted(list(self._records.values()), key=lambda r: r.created, reverse=True)
+
+    def status(self) -> ClusterStatus:
+        """Live nodes, and running and recent queries as this node sees the cluster."""
+        now = time.time()
+        me = self.node.node_id
+        local = [record.status(me) for record in list(self._records.values()) if not record.internal]
+        queries = merge(self._registry_status(), local, me, self.settings.history)
+        return ClusterStatus(self.node.status(), now, tuple(n.status() for n in self._live_nodes()), queries)
+
+    def pushed(self, query_id: str, rows: int, committed: bool) -> None:
+        """An executor's push of a partition ended (committed, or dropped as a duplicate)."""
+        record = self._records.get(query_id)
+        if record is not None and record.internal:
+            return
+        label = self.node.node_id
+        metrics.PARTITIONS_PUSHED.labels(label, "committed" if committed else "dropped").inc()
+        if committed:
+            metrics.ROWS_RECEIVED.labels(label).inc(rows)
 
     def _register(
-        self, owner: str, sql: str, schema: pa.Schema, ordered: bool, *, local: bool = False, single: bool = False
+        self, owner: str, sql: str, schema: pa.Schema, ordered: bool, *, local: bool = False, single: bool = False,
+        internal: bool = False,
     ) -> QueryRecord:
         query_id = uuid.uuid4().hex
         now = time.time()
         record = QueryRecord(
             query_id, owner, sql, schema, ordered, now, now + self.settings.result_ttl,
-            coordinator=self.node.node_id, nodes=(self.node,), single=single,
+            coordinator=self.node.node_id, nodes=(self.node,), single=single, internal=internal,
         )
-        self._adopt(record, local=local)
-        self._published(record, local=local)
+        with query_context(query_id):
+            self._adopt(record, local=local)
+            self._published(record, local=local)
+            if not internal:
+                metrics.QUERIES_STARTED.labels(self.node.node_id, "driver" if local else "job").inc()
+            log.info("%s from %s: %s", "driver result" if local else "query", owner, _one_line(sql))
         return record
 
     def _adopt(self, record: QueryRecord, *, local: bool = False) -> QueryRecord:
@@ -230,6 +296,16 @@ class LocalFlightManager(SparkFlightManager):
         """A query this node has not seen (another node coordinates it)."""
         return None
 
+    def _registry_status(self) -> list[QueryStatus]:
+        """Queries as the cluster's registry knows them (none: one node)."""
+        return []
+
+    def _live_nodes(self) -> list[Node]:
+        return [self.node]
+
+    def _served(self, record: QueryRecord) -> None:
+        """A stream of ``record`` ended on this node."""
+
     def _published(self, record: QueryRecord, *, local: bool) -> None:
         """The query was registered here (the coordinator)."""
 
@@ -246,8 +322,14 @@ class LocalFlightManager(SparkFlightManager):
     def submit(
         self, df: "DataFrame", *, owner: str, sql: str, ordered: bool, single: bool = False
     ) -> Submitted:
+        return self._submit(df, owner=owner, sql=sql, ordered=ordered, single=single)
+
+    def _submit(
+        self, df: "DataFrame", *, owner: str, sql: str, ordered: bool, single: bool = False, internal: bool = False
+    ) -> Submitted:
         schema = arrow_schema(df)
-        record = self._register(owner, sql, schema, ordered, single=single)
+        # an internal query stays on this node, unknown to the registry and the other nodes
+        record = self._register(owner, sql, schema, ordered, single=single, internal=internal, local=internal)
         thread = threading.Thread(
             target=self._run, args=(record, df), name=f"query-{record.query_id[:8]}", daemon=True
         )
@@ -256,6 +338,10 @@ class LocalFlightManager(SparkFlightManager):
         return Submitted(record.query_id, schema, self._endpoints(record), ordered)
 
     def _run(self, record: QueryRecord, df: "DataFrame") -> None:
+        with query_context(record.query_id):
+            self._run_job(record, df)
+
+    def _run_job(self, record: QueryRecord, df: "DataFrame") -> None:
         sc = self.spark.sparkContext
         query_id = record.query_id
         sc.setJobGroup(query_id, f"{record.owner}: {record.sql[:200]}", interruptOnCancel=True)
@@ -270,7 +356,8 @@ class LocalFlightManager(SparkFlightManager):
             for partition, _attempt, rows, _bytes, node_id, committed in summary:
                 manifests.setdefault(node_id, {})[partition] = rows if committed else -1
             with self._lock:
-                if record.state is QueryState.RUNNING:
+                finished = record.state is QueryState.RUNNING
+                if finished:
                     record.move(QueryState.FINISHED)
                     record.finished_at = time.time()
                     # readable for one TTL from completion, at least as long as advertised
@@ -278,6 +365,8 @@ class LocalFlightManager(SparkFlightManager):
                     heapq.heappush(self._expiry, (record.expires_at, query_id))
                     self._lock.notify_all()
             self._finished(record, manifests)
+            if finished:
+                self._ended(record, QueryState.FINISHED)
             log.info(
                 "query %s finished: %d partitions, %d rows; rows per node %s",
                 query_id, len(summary), sum(row[2] for row in summary),
@@ -289,29 +378,51 @@ class LocalFlightManager(SparkFlightManager):
             sc.setLocalProperty("spark.jobGroup.id", None)
 
     def warm_up(self) -> None:
-        """Run one tiny push job so the first user query does not pay for Python workers."""
+        """Run one tiny push job (to this node alone) so the first user query does not pay
+        for starting Python workers."""
         sc = self.spark.sparkContext
         df = self.spark.range(0, 1, 1, max(1, sc.defaultParallelism))
-        submitted = self.submit(df, owner="node", sql="-- warm-up", ordered=False)
+        submitted = self._submit(df, owner="node", sql="-- warm-up", ordered=False, internal=True)
         _, batches = self.stream(submitted.query_id, "node")
         for _ in batches:
             pass
         self._expire(self.record(submitted.query_id), "closed")
+        with self._lock:  # the node's own business: no status page lists it
+            self._records.pop(submitted.query_id, None)
 
     def _fail(self, record: QueryRecord, exc: BaseException) -> None:
         with self._lock:
+            outcome = QueryState.FAILED
             if record.state is QueryState.CANCELLED:
                 error: FlightManagerError = QueryCancelled(f"query {record.query_id} was cancelled")
-            elif record.spool is not None and record.spool.error is not None:
-                error = record.spool.error  # the node's own verdict (a budget) names the cause
+                outcome = QueryState.CANCELLED
             else:
-                error = describe_failure(exc, record.query_id)
+                if record.spool is not None and record.spool.error is not None:
+                    error = record.spool.error  # the node's own verdict (a budget) names the cause
+                else:
+                    error = describe_failure(exc, record.query_id)
                 if record.state.can_move_to(QueryState.FAILED):
                     record.move(QueryState.FAILED)
             record.error = error
-            record.finished_at = time.time()
+            if record.finished_at is None:
+                record.finished_at = time.time()
         self._failed(record, error)
-        log.warning("query %s failed: %s", record.query_id, error.message)
+        self._ended(record, outcome)
+        message = error.message
+        log.warning("%s", message if record.query_id in message else f"query {record.query_id} failed: {message}")
+
+    def _ended(self, record: QueryRecord, outcome: QueryState) -> None:
+        """The query this node coordinates finished, failed or was cancelled: count it once."""
+        with self._lock:
+            if record.counted or record.coordinator != self.node.node_id or record.internal:
+                return
+            record.counted = True
+            if record.finished_at is None:
+                record.finished_at = time.time()
+            seconds = record.finished_at - record.created
+        label = self.node.node_id
+        metrics.QUERIES_ENDED.labels(label, outcome.value).inc()
+        metrics.QUERY_SECONDS.labels(label).observe(seconds)
 
     def publish(
         self, schema: pa.Schema, batches: Iterable[pa.RecordBatch], *, owner: str, sql: str
@@ -334,6 +445,7 @@ class LocalFlightManager(SparkFlightManager):
         record.move(QueryState.RUNNING)
         record.move(QueryState.FINISHED)
         record.finished_at = time.time()
+        self._ended(record, QueryState.FINISHED)
         # A result the driver holds is served by this node alone.
         return Submitted(record.query_id, schema, (Endpoint(self.node, record.query_id, record.expires_at),), True)
 
@@ -344,21 +456,32 @@ class LocalFlightManager(SparkFlightManager):
             raise ResultNotFound(f"result {query_id} expired")
         if record.error is not None:
             raise record.error
-        return record.schema, self._counted(query_id, record.spool.batches())
+        return record.schema, iterate_in_query(query_id, self._counted(record, record.spool.batches()))
 
-    def _counted(self, query_id: str, batches: Iterator[EncodedBatch]) -> Iterator[EncodedBatch]:
-        """Count what this node serves (metrics, and one log line per stream)."""
+    def _counted(self, record: QueryRecord, batches: Iterator[EncodedBatch]) -> Iterator[EncodedBatch]:
+        """Count what this node serves (metrics, the query's tallies, one log line per stream)."""
         node = self.node.node_id
-        rows = nbytes = 0
-        for batch in batches:
-            rows += batch.rows
-            nbytes += batch.nbytes
-            metrics.ROWS_SERVED.labels(node).inc(batch.rows)
-            metrics.BYTES_SERVED.labels(node).inc(batch.nbytes)
-            metrics.MEMORY_HELD.labels(node).set(self.memory.used)
-            metrics.DISK_HELD.labels(node).set(self.disk.used)
-            yield batch
-        log.info("query %s: node %s served %d rows, %d bytes", query_id, node, rows, nbytes)
+        rows_served, bytes_served = metrics.ROWS_SERVED.labels(node), metrics.BYTES_SERVED.labels(node)
+        measured = not record.internal
+        tally = StreamTally()
+        with self._lock:
+            record.tallies.append(tally)
+        complete = False
+        try:
+            for batch in batches:
+                tally.rows += batch.rows
+                tally.bytes += batch.nbytes
+                if measured:
+                    rows_served.inc(batch.rows)
+                    bytes_served.inc(batch.nbytes)
+                yield batch
+            complete = True
+        finally:
+            log.info(
+                "query %s: node %s served %d rows, %d bytes%s", record.query_id, node, tally.rows, tally.bytes,
+                "" if complete else " (stream ended early)",
+            )
+            self._served(record)
 
     def cancel(self, query_id: str, user: str) -> QueryState:
         record = self.record(query_id, user)
@@ -366,11 +489,15 @@ class LocalFlightManager(SparkFlightManager):
             if record.state in (QueryState.PENDING, QueryState.RUNNING):
                 record.move(QueryState.CANCELLED)
                 record.error = QueryCancelled(f"query {query_id} was cancelled")
+                record.finished_at = time.time()
             else:
                 return record.state
-        self.spark.sparkContext.cancelJobGroup(query_id)
-        assert record.error is not None
-        self._failed(record, record.error)
+        with query_context(query_id):
+            self.spark.sparkContext.cancelJobGroup(query_id)
+            assert record.error is not None
+            self._failed(record, record.error)
+            self._ended(record, QueryState.CANCELLED)
+            log.info("query %s cancelled by %s", query_id, user)
         return record.state
 
     def renew(self, query_id: str, user: str) -> float:
@@ -390,16 +517,17 @@ class LocalFlightManager(SparkFlightManager):
         self._expire(record, "closed")
 
     def _expire(self, record: QueryRecord, reason: str) -> None:
-        with self._lock:
-            if record.state is QueryState.EXPIRED:
-                return
-            if record.state in (QueryState.PENDING, QueryState.RUNNING):
-                self.spark.sparkContext.cancelJobGroup(record.query_id)
-            record.state = QueryState.EXPIRED
-            spool, record.spool = record.spool, None
-        if spool is not None:
-            spool.close(reason)
-        log.info("query %s result %s; spool freed", record.query_id, reason)
+        with query_context(record.query_id):
+            with self._lock:
+                if record.state is QueryState.EXPIRED:
+                    return
+                if record.state in (QueryState.PENDING, QueryState.RUNNING):
+                    self.spark.sparkContext.cancelJobGroup(record.query_id)
+                record.outcome, record.state = record.state, QueryState.EXPIRED
+                spool, record.spool = record.spool, None
+            if spool is not None:
+                spool.close(reason)
+            log.info("query %s result %s; spool freed", record.query_id, reason)
 
     def _reap(self) -> None:
         """Expire results when their time comes (a timed wait, not a polling loop)."""
@@ -435,6 +563,12 @@ class LocalFlightManager(SparkFlightManager):
             self._lock.notify_all()
         for record in list(self._records.values()):
             self._expire(record, "closed: node stopping")
+
+
+def _one_line(sql: str, limit: int = 2000) -> str:
+    """SQL text for a log line: whitespace runs collapsed, long text cut."""
+    text = " ".join(sql.split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def arrow_schema(df: "DataFrame") -> pa.Schema:

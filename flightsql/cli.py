@@ -52,13 +52,13 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"flightsql serve: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("py4j", "pyspark"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from flightsql.logs import configure
+
+    try:
+        configure(settings.log_level, settings.log_format)
+    except ValueError as exc:
+        print(f"flightsql serve: {exc}", file=sys.stderr)
+        return 2
     try:
         settings.check()
     except ValueError as exc:

@@ -11,18 +11,24 @@ result, fails the query on every node with the cause named.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
 import grpc
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError
 
+from flightmanager import metrics
 from flightmanager.errors import FlightManagerError, NodeLost, QueryCancelled
+from flightmanager.log_context import query_context
 from flightmanager.manager import LocalFlightManager, Node, QueryRecord, SpoolSettings
 from flightmanager.query import QueryState
+from flightmanager.status import QueryStatus, Served
 from flightmanager.zk.membership import Membership
 from flightmanager.zk.paths import Paths
 from flightmanager.zk.registry import QueryInfo, QueryRegistry
@@ -73,8 +79,11 @@ class ZooKeeperFlightManager(LocalFlightManager):
         self.client = client
         self.paths = paths
         self.registry = QueryRegistry(client, paths)
+        # what this node served is recorded off the streaming path, in order, one write at a time
+        self._served_writer = ThreadPoolExecutor(1, thread_name_prefix="served-writer")
         super().__init__(spark, node, secret, settings)
         self.membership = Membership(client, paths, node, self._departed).start()
+        metrics.LIVE_NODES.labels(node.node_id).set_function(lambda: len(self.membership.live()))
 
     # -- hooks -----------------------------------------------------------------
     def _claim(self, query_id: str) -> Callable[[int, int], bool]:
@@ -86,11 +95,12 @@ class ZooKeeperFlightManager(LocalFlightManager):
         record.nodes = (self.node,) if record.single else tuple(self.membership.live())
         self.registry.create(
             QueryInfo(
-                record.query_id, record.owner, self.node.node_id, record.sql,
+                record.query_id, record.owner, self.node.node_id, QueryInfo.clip_sql(record.sql),
                 QueryInfo.encode_schema(record.schema), record.ordered, record.created,
                 record.expires_at, nodes=[n.node_id for n in record.nodes],
             )
         )
+        record.shared = True
         self.registry.watch(record.query_id, lambda info: self._changed(record, info))
 
     def _finished(self, record: QueryRecord, manifests: dict[str, dict[int, int]]) -> None:
@@ -101,16 +111,20 @@ class ZooKeeperFlightManager(LocalFlightManager):
         record.spool.finish(manifests.get(self.node.node_id, {}))
         self.registry.update(
             record.query_id,
-            lambda info: _with(info, state=QueryState.FINISHED.value, expires_at=max(info.expires_at, record.expires_at)),
+            lambda info: _with(
+                info, state=QueryState.FINISHED.value, expires_at=max(info.expires_at, record.expires_at),
+                finished=record.finished_at,
+            ),
         )
 
     def _failed(self, record: QueryRecord, error: FlightManagerError) -> None:
         super()._failed(record, error)
         state = QueryState.CANCELLED if isinstance(error, QueryCancelled) else QueryState.FAILED
+        finished = record.finished_at or time.time()
         self.registry.update(
             record.query_id,
             lambda info: None if QueryState(info.state).terminal
-            else _with(info, state=state.value, error=error.message, error_code=error.code.name),
+            else _with(info, state=state.value, error=error.message, error_code=error.code.name, finished=finished),
         )
 
     def _lookup(self, query_id: str) -> QueryRecord | None:
@@ -118,9 +132,11 @@ class ZooKeeperFlightManager(LocalFlightManager):
         info = self.registry.get(query_id)
         if info is None:
             return None
+        if info.nodes is not None and self.node.node_id not in info.nodes:
+            return None  # no part of the result is here: "not found", never an empty result
         record = QueryRecord(
             query_id, info.owner, info.sql, info.arrow_schema(), info.ordered, info.created,
-            info.expires_at, state=QueryState.RUNNING, coordinator=info.coordinator,
+            info.expires_at, state=QueryState.RUNNING, coordinator=info.coordinator, shared=True,
         )
         adopted = self._adopt(record)
         if adopted is record:
@@ -130,6 +146,10 @@ class ZooKeeperFlightManager(LocalFlightManager):
     # -- reacting to other nodes -------------------------------------------------
     def _changed(self, record: QueryRecord, info: QueryInfo | None) -> bool:
         """A watch fired on the query's znode; returns False to stop watching."""
+        with query_context(record.query_id):
+            return self._apply(record, info)
+
+    def _apply(self, record: QueryRecord, info: QueryInfo | None) -> bool:
         if info is None:
             self._expire(record, "expired")
             return False
@@ -138,6 +158,8 @@ class ZooKeeperFlightManager(LocalFlightManager):
             self._extend(record, info.expires_at)
         state = QueryState(info.state)
         spool = record.spool
+        if info.finished is not None and record.finished_at is None:
+            record.finished_at = info.finished
         if state is QueryState.FINISHED and record.coordinator != self.node.node_id and spool is not None:
             record.state = QueryState.FINISHED
             spool.finish(self.registry.manifest(record.query_id, self.node.node_id) or {})
@@ -152,8 +174,6 @@ class ZooKeeperFlightManager(LocalFlightManager):
         return True
 
     def _extend(self, record: QueryRecord, expires_at: float) -> None:
-        import heapq
-
         with self._lock:
             record.expires_at = expires_at
             heapq.heappush(self._expiry, (expires_at, record.query_id))
@@ -166,35 +186,71 @@ class ZooKeeperFlightManager(LocalFlightManager):
 
     def _expire(self, record: QueryRecord, reason: str) -> None:
         super()._expire(record, reason)
-        if record.coordinator == self.node.node_id:
-            self.registry.delete(record.query_id)
+        if record.coordinator == self.node.node_id and record.shared:
+            with query_context(record.query_id):
+                self.registry.delete(record.query_id)
+
+    # -- status ------------------------------------------------------------------
+    def _live_nodes(self) -> list[Node]:
+        return self.membership.live()
+
+    def _registry_status(self) -> list[QueryStatus]:
+        return [
+            QueryStatus(
+                info.query_id, info.owner, info.sql, info.state, info.coordinator, info.created,
+                info.finished, info.error, served,
+            )
+            for info, served in self.registry.snapshot().values()
+        ]
+
+    def _served(self, record: QueryRecord) -> None:
+        if not record.shared or record.internal:
+            return
+        try:
+            self._served_writer.submit(self._write_served, record)
+        except RuntimeError:  # stopping: the record goes with the query anyway
+            pass
+
+    def _write_served(self, record: QueryRecord) -> None:
+        with query_context(record.query_id):
+            try:
+                self.registry.write_served(record.query_id, self.node.node_id, Served.of(record.tallies))
+            except Exception as exc:  # noqa: BLE001 - the status page misses a figure, no more
+                log.warning("could not record what node %s served: %s", self.node.node_id, exc)
 
     def _departed(self, node_id: str) -> None:
         for record in list(self._records.values()):
             holds = node_id == record.coordinator or any(n.node_id == node_id for n in record.nodes)
             if not holds or record.state not in (QueryState.RUNNING, QueryState.FINISHED):
                 continue
-            cause = "coordinator" if node_id == record.coordinator else "node holding part of the result"
-            error = NodeLost(f"query {record.query_id} failed: {cause} {node_id} was lost")
-            if record.coordinator == self.node.node_id and record.state is QueryState.RUNNING:
-                self.spark.sparkContext.cancelJobGroup(record.query_id)
-            record.state, record.error = QueryState.FAILED, error
-            if record.spool is not None:
-                record.spool.fail(error)
-            self.registry.update(
-                record.query_id,
-                lambda info: None if QueryState(info.state).terminal
-                else _with(info, state=QueryState.FAILED.value, error=error.message, error_code=error.code.name),
-            )
+            with query_context(record.query_id):
+                self._lost(record, node_id)
+
+    def _lost(self, record: QueryRecord, node_id: str) -> None:
+        cause = "coordinator" if node_id == record.coordinator else "node holding part of the result"
+        error = NodeLost(f"query {record.query_id} failed: {cause} {node_id} was lost")
+        if record.coordinator == self.node.node_id and record.state is QueryState.RUNNING:
+            self.spark.sparkContext.cancelJobGroup(record.query_id)
+        record.state, record.error = QueryState.FAILED, error
+        finished = record.finished_at = record.finished_at or time.time()
+        if record.spool is not None:
+            record.spool.fail(error)
+        log.warning("%s", error.message)
+        self.registry.update(
+            record.query_id,
+            lambda info: None if QueryState(info.state).terminal
+            else _with(
+                info, state=QueryState.FAILED.value, error=error.message, error_code=error.code.name, finished=finished,
+            ),
+        )
 
     def stop(self) -> None:
         self.membership.stop()
+        self._served_writer.shutdown(wait=False, cancel_futures=True)
         super().stop()
 
 
 def _with(info: QueryInfo, **changes: object) -> QueryInfo:
-    from dataclasses import replace
-
     return replace(info, **changes)  # type: ignore[arg-type]
 
 
@@ -208,5 +264,3 @@ def _error(info: QueryInfo) -> FlightManagerError:
             error.code = getattr(grpc.StatusCode, info.error_code)
     return error
 
-
-_ = time

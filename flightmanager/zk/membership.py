@@ -23,14 +23,15 @@ log = logging.getLogger(__name__)
 
 
 def encode_node(node: Node) -> bytes:
-    return json.dumps(
-        {"node_id": node.node_id, "public_uri": node.public_uri, "internal_uri": node.internal_uri, "host": node.host}
-    ).encode()
+    doc = {"node_id": node.node_id, "public_uri": node.public_uri, "internal_uri": node.internal_uri, "host": node.host}
+    if node.status_uri:
+        doc["status_uri"] = node.status_uri
+    return json.dumps(doc).encode()
 
 
 def decode_node(data: bytes) -> Node:
     doc = json.loads(data)
-    return Node(doc["node_id"], doc["public_uri"], doc["internal_uri"], doc["host"])
+    return Node(doc["node_id"], doc["public_uri"], doc["internal_uri"], doc["host"], doc.get("status_uri"))
 
 
 class Membership:

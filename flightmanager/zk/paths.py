@@ -3,10 +3,14 @@
 Layout under a root (default ``/flightsql``)::
 
     <root>/secret                                 cluster secret (tokens, pushes)
-    <root>/nodes/<node-id>                        ephemeral: Node as JSON
-    <root>/queries/<query-id>                     QueryInfo as JSON (state, owner, ...)
+    <root>/nodes/<node-id>                        ephemeral: Node as JSON (URIs, host, status page)
+    <root>/queries/<query-id>                     QueryInfo as JSON (state, owner, SQL, times, ...)
     <root>/queries/<query-id>/claims/<partition>  first committed attempt: {"node", "attempt"}
     <root>/queries/<query-id>/manifests/<node-id> {partition: rows} a node must serve
+    <root>/queries/<query-id>/served/<node-id>    {"rows", "bytes", "streams"} a node has served,
+                                                  rewritten by that node when one of its streams ends
+
+A query's znodes are deleted together when its result expires.
 """
 
 from __future__ import annotations
@@ -58,3 +62,9 @@ class Paths:
 
     def manifest(self, query_id: str, node_id: str) -> str:
         return self._join("queries", query_id, "manifests", node_id)
+
+    def served(self, query_id: str) -> str:
+        return self._join("queries", query_id, "served")
+
+    def served_by(self, query_id: str, node_id: str) -> str:
+        return self._join("queries", query_id, "served", node_id)

@@ -1,18 +1,26 @@
-"""The query registry in ZooKeeper: query records, partition claims, manifests."""
+"""The query registry in ZooKeeper: query records, partition claims, manifests, and
+what each node served of each query."""
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import asdict, dataclass
-from typing import Callable
+import logging
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable
 
 import pyarrow as pa
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import NodeExistsError, NoNodeError, NotEmptyError, RolledBackError
 
 from flightmanager.query import QueryState
+from flightmanager.status import Served
 from flightmanager.zk.paths import Paths
+
+log = logging.getLogger(__name__)
+
+#: SQL text kept in a record (a znode holds at most about 1 MB)
+SQL_KEPT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,8 @@ class QueryInfo:
     error: str | None = None
     error_code: str | None = None
     nodes: list[str] | None = None
+    #: when the query finished, failed or was cancelled (seconds since the epoch)
+    finished: float | None = None
 
     def arrow_schema(self) -> pa.Schema:
         return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(self.schema)))
@@ -42,7 +52,13 @@ class QueryInfo:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "QueryInfo":
-        return cls(**json.loads(data))
+        # fields a newer node added are left out, so nodes of two versions can share a cluster
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(data).items() if k in known})
+
+    @staticmethod
+    def clip_sql(sql: str) -> str:
+        return sql if len(sql) <= SQL_KEPT else sql[: SQL_KEPT - 1] + "\u2026"
 
 
 class QueryRegistry:
@@ -52,9 +68,19 @@ class QueryRegistry:
         client.ensure_path(paths.queries)
 
     def create(self, info: QueryInfo) -> None:
-        self.client.retry(self.client.create, self.paths.query(info.query_id), info.to_bytes(), makepath=True)
-        self.client.retry(self.client.ensure_path, self.paths.claims(info.query_id))
-        self.client.retry(self.client.ensure_path, self.paths.manifests(info.query_id))
+        """The record and its folders, in one transaction (one round trip)."""
+        query_id = info.query_id
+
+        def commit() -> list[Any]:
+            transaction = self.client.transaction()
+            transaction.create(self.paths.query(query_id), info.to_bytes())
+            for folder in (self.paths.claims(query_id), self.paths.manifests(query_id), self.paths.served(query_id)):
+                transaction.create(folder, b"")
+            return list(transaction.commit())
+
+        errors = [r for r in self.client.retry(commit) if isinstance(r, Exception)]
+        if errors:  # the operation that failed, not the ones rolled back with it
+            raise next((e for e in errors if not isinstance(e, RolledBackError)), errors[0])
 
     def get(self, query_id: str) -> QueryInfo | None:
         try:
@@ -106,6 +132,61 @@ class QueryRegistry:
             return None
         return {int(k): int(v) for k, v in json.loads(data).items()}
 
+    def write_served(self, query_id: str, node_id: str, served: Served) -> None:
+        """Record what ``node_id`` has served of the query so far (nothing if it is gone)."""
+        path = self.paths.served_by(query_id, node_id)
+        data = json.dumps(served.to_dict()).encode()
+        try:
+            self.client.retry(self.client.set, path, data)
+            return
+        except NoNodeError:
+            pass
+        try:
+            self.client.retry(self.client.create, path, data)
+        except NodeExistsError:
+            self.client.retry(self.client.set, path, data)
+        except NoNodeError:
+            pass  # the query's record was deleted (expired, closed)
+
+    def served(self, query_id: str) -> dict[str, Served]:
+        """What each node has recorded as served of the query."""
+        found = self.snapshot([query_id]).get(query_id)
+        return {} if found is None else found[1]
+
+    def snapshot(self, query_ids: list[str] | None = None) -> dict[str, tuple[QueryInfo, dict[str, Served]]]:
+        """Every query's record and served figures, read with pipelined requests.
+
+        A query deleted while it is read is left out."""
+        ids = self.query_ids() if query_ids is None else query_ids
+        records = {q: self.client.get_async(self.paths.query(q)) for q in ids}
+        children = {q: self.client.get_children_async(self.paths.served(q)) for q in ids}
+        served_reads: dict[str, dict[str, Any]] = {}
+        for query_id, pending in children.items():
+            try:
+                nodes = pending.get(timeout=10)
+            except NoNodeError:
+                continue
+            served_reads[query_id] = {
+                n: self.client.get_async(self.paths.served_by(query_id, n)) for n in nodes
+            }
+        result: dict[str, tuple[QueryInfo, dict[str, Served]]] = {}
+        for query_id, pending in records.items():
+            try:
+                data, _ = pending.get(timeout=10)
+            except NoNodeError:
+                continue
+            if not data:
+                continue
+            info = QueryInfo.from_bytes(data)
+            served: dict[str, Served] = {}
+            for node_id, read in served_reads.get(query_id, {}).items():
+                try:
+                    served[node_id] = Served.from_dict(json.loads(read.get(timeout=10)[0]))
+                except (NoNodeError, ValueError):
+                    continue
+            result[query_id] = (info, served)
+        return result
+
     def watch(self, query_id: str, callback: Callable[[QueryInfo | None], bool]) -> None:
         """Call ``callback`` with each new version of the record (None: deleted)."""
 
@@ -115,10 +196,16 @@ class QueryRegistry:
         self.client.DataWatch(self.paths.query(query_id), on_change)
 
     def delete(self, query_id: str) -> None:
-        try:
-            self.client.retry(self.client.delete, self.paths.query(query_id), recursive=True)
-        except NoNodeError:
-            pass
+        """Delete the record and everything under it."""
+        for _ in range(5):
+            try:
+                self.client.retry(self.client.delete, self.paths.query(query_id), recursive=True)
+                return
+            except NoNodeError:
+                return
+            except NotEmptyError:
+                continue  # a node wrote a child (a served figure) meanwhile: delete again
+        log.warning("could not delete the record of query %s: it keeps getting children", query_id)
 
     def query_ids(self) -> list[str]:
         try:

@@ -15,9 +15,11 @@ from flightmanager.zk.embedded import EmbeddedZooKeeper
 from flightmanager.zk.manager import ZooKeeperFlightManager, cluster_secret
 from flightmanager.zk.manager import connect as zk_connect
 from flightmanager.zk.paths import Paths
+from flightsql import logs
 from flightsql.auth import Authenticator, TokenSigner, UserStore, load_or_create_secret
 from flightsql.server.service import FlightSqlService
 from flightsql.settings import Settings
+from flightsql.web.server import StatusServer
 
 log = logging.getLogger("flightsql.node")
 
@@ -29,12 +31,16 @@ def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
+    # Spark's JVM logs in the node's format (a --conf spark.driver.extraJavaOptions replaces this)
+    jvm_logging = (settings.work_dir / "log4j2.properties").resolve()
+    jvm_logging.write_text(logs.jvm_config(settings.log_format))
+    java_options = f"-Dderby.system.home={(settings.work_dir / 'derby').resolve()} -Dlog4j2.configurationFile={jvm_logging}"
     builder = (
         SparkSession.builder.appName(f"flightsql-{settings.port}")
         .master(settings.master)
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.warehouse.dir", str((settings.work_dir / "warehouse").resolve()))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={(settings.work_dir / 'derby').resolve()}")
+        .config("spark.driver.extraJavaOptions", java_options)
         # A persistent catalog: tables survive a restart (embedded Derby metastore in
         # the work directory; a shared metastore is set with --conf spark.hadoop.hive.metastore.uris).
         .config("spark.sql.catalogImplementation", "hive")
@@ -86,16 +92,24 @@ class FlightSqlNode:
             push_secret,
             lambda query_id: holder["manager"].spool_of(query_id),
             lambda query_id: holder["manager"].exhausted(query_id),
+            lambda query_id, rows, committed: holder["manager"].pushed(query_id, rows, committed),
         )
         internal_host = "127.0.0.1" if settings.master.startswith("local") else "0.0.0.0"
         self.internal_server, internal_port = start_server(internal, internal_host, settings.internal_port)
         self.public_server, port = bind_server(settings.host, settings.port)
+        self.status_server: StatusServer | None = None
+        if settings.http_port is not None:
+            self.status_server = StatusServer(
+                settings.host, settings.http_port, lambda: holder["manager"].status(), VERSION
+            ).start()
         node = Node(
             node_id=f"{socket.gethostname()}:{port}",
             public_uri=f"grpc://{_uri_host(settings.public_host)}:{port}",
             internal_uri=f"grpc://{_uri_host('127.0.0.1' if internal_host == '127.0.0.1' else settings.public_host)}:{internal_port}",
             host=socket.gethostname(),
+            status_uri=self.status_server.url(settings.public_host) if self.status_server else None,
         )
+        logs.set_node(node.node_id)
         self.manager = ZooKeeperFlightManager(
             self.spark,
             node,
@@ -121,6 +135,8 @@ class FlightSqlNode:
         serve(self.public_server, self.service)
         self.port = port
         self.node = node
+        if node.status_uri:
+            log.info("status page at %s (metrics at %smetrics)", node.status_uri, node.status_uri)
         log.info(
             "ready: Flight SQL at %s (internal %s, Spark %s, master %s, ZooKeeper %s, %d live nodes)",
             node.public_uri, node.internal_uri, self.spark.version, settings.master, zk_string,
@@ -133,6 +149,7 @@ class FlightSqlNode:
         process group, say) does not keep the others from stopping."""
         log.info("stopping")
         steps = [
+            ("status page", lambda: self.status_server and self.status_server.stop()),
             ("public server", lambda: self.public_server.stop(grace=2).wait()),
             ("results", self.manager.stop),
             ("internal server", lambda: self.internal_server.stop(grace=0).wait()),

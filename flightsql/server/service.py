@@ -27,6 +27,7 @@ from flightmanager.flight.wire import (
     schema_from_message,
     schema_to_bytes,
 )
+from flightmanager.log_context import query_context
 from flightmanager.manager import Submitted, arrow_schema
 from flightsql.auth import Authenticator, Principal
 from flightsql.catalog import schemas
@@ -271,7 +272,8 @@ class FlightSqlService(FlightService):
     def do_get(self, request: pb.Ticket, context: grpc.ServicerContext) -> Iterable[bytes]:
         call = self._call(context)
         ticket = ResultTicket.decode(request.ticket)
-        schema, batches = self.manager.stream(ticket.query_id, call.principal.user)
+        with query_context(ticket.query_id):  # the stream's own steps carry it too (manager.stream)
+            schema, batches = self.manager.stream(ticket.query_id, call.principal.user)
         yield schema_flight_data(schema)
         for batch in batches:
             yield batch.to_flight_data()

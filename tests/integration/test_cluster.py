@@ -14,11 +14,11 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from flightmanager.zk.embedded import EmbeddedZooKeeper
 from flightsql.protocol import commands as cmd
 from tests.integration.conftest import (
     OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node,
 )
+from tests.integration.zookeeper import ZooKeeperServer, zookeeper  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +26,8 @@ SPREAD_SQL = "SELECT id, id * 2 AS doubled, CAST(id AS STRING) AS label FROM ran
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RunningNode]]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, zookeeper: ZooKeeperServer) -> Iterator[list[RunningNode]]:
     base = tmp_path_factory.mktemp("cluster")
-    zookeeper = EmbeddedZooKeeper(base / "zookeeper").start()
     users = base / "users"
     _add_user(users, USER, PASSWORD)
     _add_user(users, OTHER_USER, OTHER_PASSWORD)
@@ -40,7 +39,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RunningNo
     for node in nodes:
         if node.process.poll() is None:
             stop_node(node)
-    zookeeper.stop()
 
 
 def _client(node: RunningNode, user: str = USER, password: str = PASSWORD):  # type: ignore[no-untyped-def]

@@ -11,25 +11,18 @@ import pytest
 from kazoo.client import KazooClient
 
 from flightmanager.manager import Node
-from flightmanager.zk.embedded import EmbeddedZooKeeper
 from flightmanager.zk.manager import cluster_secret, connect
 from flightmanager.zk.membership import Membership
 from flightmanager.zk.paths import Paths
 from flightmanager.zk.registry import QueryInfo, QueryRegistry
 from tests.integration.conftest import wait_until
+from tests.integration.zookeeper import ZooKeeperServer, zookeeper  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedZooKeeper]:
-    server = EmbeddedZooKeeper(tmp_path_factory.mktemp("zk")).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture()
-def client(zookeeper: EmbeddedZooKeeper, request: pytest.FixtureRequest) -> Iterator[KazooClient]:
+def client(zookeeper: ZooKeeperServer, request: pytest.FixtureRequest) -> Iterator[KazooClient]:
     chroot = f"{zookeeper.connect_string}/{request.node.name.replace('[', '_').replace(']', '_')}"
     kazoo = connect(chroot)
     yield kazoo
@@ -75,7 +68,49 @@ def test_manifests_and_state_round_trip(client: KazooClient) -> None:
     assert registry.get("q" * 32) is None
 
 
-def test_every_node_gets_the_same_secret(zookeeper: EmbeddedZooKeeper, client: KazooClient) -> None:
+def test_served_figures_are_kept_per_node_and_go_with_the_query(client: KazooClient) -> None:
+    from flightmanager.status import Served
+
+    registry = QueryRegistry(client, Paths())
+    registry.create(_info())
+    registry.write_served("q" * 32, "node-a", Served(10, 100, 1))
+    registry.write_served("q" * 32, "node-a", Served(25, 250, 2))  # a later stream: the new total
+    registry.write_served("q" * 32, "node-b", Served(7, 70, 1))
+    assert registry.served("q" * 32) == {"node-a": Served(25, 250, 2), "node-b": Served(7, 70, 1)}
+    registry.create(_info("r" * 32))
+    snapshot = registry.snapshot()
+    assert set(snapshot) == {"q" * 32, "r" * 32}
+    info, served = snapshot["q" * 32]
+    assert (info.sql, info.owner, info.state) == ("SELECT 1", "alice", "RUNNING")
+    assert served["node-b"] == Served(7, 70, 1) and snapshot["r" * 32][1] == {}
+    registry.delete("q" * 32)
+    registry.write_served("q" * 32, "node-a", Served(30, 300, 3))  # a stream ending after expiry
+    assert not client.exists(Paths().query("q" * 32))  # leaves no orphan behind
+    assert set(registry.snapshot()) == {"r" * 32}
+
+
+def test_a_query_is_registered_once(client: KazooClient) -> None:
+    from kazoo.exceptions import NodeExistsError
+
+    registry = QueryRegistry(client, Paths())
+    registry.create(_info())
+    with pytest.raises(NodeExistsError):
+        registry.create(_info())
+    assert sorted(client.get_children(Paths().query("q" * 32))) == ["claims", "manifests", "served"]
+
+
+def test_records_from_a_newer_node_are_read(client: KazooClient) -> None:
+    import json
+
+    data = json.loads(_info().to_bytes())
+    data["a_field_from_the_future"] = 1
+    info = QueryInfo.from_bytes(json.dumps(data).encode())
+    assert info.query_id == "q" * 32 and info.finished is None
+    assert QueryInfo.clip_sql("x" * 10) == "x" * 10
+    assert len(QueryInfo.clip_sql("x" * 100_000).encode()) < 70_000
+
+
+def test_every_node_gets_the_same_secret(zookeeper: ZooKeeperServer, client: KazooClient) -> None:
     other = KazooClient(hosts=zookeeper.connect_string + "/" + client.chroot.strip("/"))
     other.start(10)
     try:
@@ -86,7 +121,7 @@ def test_every_node_gets_the_same_secret(zookeeper: EmbeddedZooKeeper, client: K
         other.close()
 
 
-def test_member_re_registers_after_its_session_expires(zookeeper: EmbeddedZooKeeper, client: KazooClient) -> None:
+def test_member_re_registers_after_its_session_expires(zookeeper: ZooKeeperServer, client: KazooClient) -> None:
     paths = Paths()
     node = Node("node-x", "grpc://127.0.0.1:1", "grpc://127.0.0.1:2", "host")
     departed: list[str] = []

@@ -75,7 +75,10 @@ class Node:
         self.spools: dict[str, ResultSpool] = {}
         self.exhausted: list[str] = []
         self.exhausted_event = threading.Event()
-        self.service = InternalFlightService(SECRET, self.spools.get, self._on_exhausted)
+        self.pushed: list[tuple[str, int, bool]] = []
+        self.service = InternalFlightService(
+            SECRET, self.spools.get, self._on_exhausted, lambda *push: self.pushed.append(push)
+        )
         self.server, self.port = start_server(self.service, "127.0.0.1", 0, max_workers=8)
         self.client = flight.connect(f"grpc://127.0.0.1:{self.port}")
 
@@ -216,6 +219,7 @@ def test_second_attempt_of_a_partition_is_a_duplicate(node: Node) -> None:
     assert spool.memory.used == EncodedBatch.from_record_batch(batch(0, 5)).nbytes
     spool.finish({1: 5})
     assert ids_of(spool) == list(range(5))
+    assert node.pushed == [("a" * 32, 5, True), ("a" * 32, 8, False)]  # what the node's metrics count
 
 
 def test_push_spills_beyond_the_memory_budget(node: Node) -> None:

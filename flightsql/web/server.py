@@ -1,0 +1,131 @@
+"""The node's HTTP status server (standard library ``ThreadingHTTPServer``).
+
+``/``            the status page (HTML): live nodes, running and recent queries
+``/api/status``  the same as JSON
+``/metrics``     Prometheus exposition of the process's default registry
+
+Anything else is 404.  It listens on the host of the public Flight server; like the
+Spark UI it has no authentication of its own, and it shows every user's SQL text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import socket
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from flightmanager.status import ClusterStatus
+from flightsql.web import page
+
+log = logging.getLogger(__name__)
+
+StatusSource = Callable[[], ClusterStatus]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class StatusServer:
+    """Serves ``status()`` (called per request) until :meth:`stop`."""
+
+    def __init__(self, host: str, port: int, status: StatusSource, version: str) -> None:
+        self.host = host
+        self._status = status
+        self._version = version
+        server_class = _Server6 if ":" in host else _Server
+        self._server = server_class((host, port), _handler(self))
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.5,), name="status-http", daemon=True)
+
+    def start(self) -> "StatusServer":
+        self._thread.start()
+        return self
+
+    def url(self, host: str | None = None) -> str:
+        """The page's URL, with ``host`` (the advertised name) or the bound address."""
+        name = host or self.host
+        if name in ("0.0.0.0", "::", ""):
+            name = socket.gethostname()
+        return f"http://{'[' + name + ']' if ':' in name else name}:{self.port}/"
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(5)
+        self._server.server_close()
+
+    # -- responses -------------------------------------------------------------------
+    def page(self) -> tuple[int, str, bytes, dict[str, str]]:
+        nonce = secrets.token_urlsafe(16)
+        body = page.render(self._status(), self._version, nonce).encode()
+        policy = (
+            f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
+            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        )
+        return HTTPStatus.OK, "text/html; charset=utf-8", body, {"Content-Security-Policy": policy}
+
+    def api_status(self) -> tuple[int, str, bytes, dict[str, str]]:
+        doc = self._status().to_dict()
+        doc["version"] = self._version
+        return HTTPStatus.OK, "application/json", json.dumps(doc).encode(), {}
+
+    def metrics(self) -> tuple[int, str, bytes, dict[str, str]]:
+        return HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(REGISTRY), {}
+
+
+def _handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
+    routes = {"/": server.page, "/api/status": server.api_status, "/metrics": server.metrics}
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "flightsql-status"
+        sys_version = ""
+
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            self._answer(with_body=True)
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            self._answer(with_body=False)
+
+        def _answer(self, with_body: bool) -> None:
+            route = routes.get(urlsplit(self.path).path)
+            if route is None:
+                self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n", {}, with_body)
+                return
+            try:
+                response = route()
+            except Exception as exc:  # noqa: BLE001 - a status page must not take anything down
+                log.warning("status page %s failed: %s: %s", self.path, type(exc).__name__, exc)
+                body = f"status unavailable: {type(exc).__name__}\n".encode()
+                response = HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", body, {}
+            self._send(*response, with_body)
+
+        def _send(self, code: int, content_type: str, body: bytes, headers: dict[str, str], with_body: bool) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if with_body:
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
+            log.debug("%s %s", self.address_string(), format % args)
+
+    return Handler

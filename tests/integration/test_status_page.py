@@ -1,0 +1,212 @@
+"""Two real nodes on one ZooKeeper, watched as an operator watches them: the status page
+(in a real headless browser), its JSON, Prometheus metrics, and the JSON log lines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from flightmanager.zk.embedded import EmbeddedZooKeeper
+from tests.integration.conftest import (
+    PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node, wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+#: two partitions over two nodes: each node holds and serves one
+GOOD_SQL = "SELECT id, '<script>alert(1)</script>' AS tag FROM range(0, 1000, 1, 2)"
+BAD_SQL = "SELECT assert_true(id < 5, 'id too large') FROM range(10)"
+BROWSERS = ("chromium", "chromium-browser", "chromium-headless-shell")
+
+
+@dataclass
+class WatchedNode:
+    node: RunningNode
+    url: str  # of the status page
+
+    @property
+    def node_id(self) -> str:
+        return self.get_json("api/status")["node"]["node_id"]
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=20) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def get_json(self, path: str) -> Any:
+        code, body = self.get(path)
+        assert code == 200, body
+        return json.loads(body)
+
+    def query(self, sql: str) -> dict[str, Any] | None:
+        status = self.get_json("api/status")
+        return next((q for q in status["running"] + status["recent"] if q["sql"] == sql), None)
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        code, body = self.get("metrics")
+        assert code == 200
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(body)
+            for sample in family.samples
+        }
+
+    def log_records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in list(self.node.log_lines) if line.startswith("{")]
+
+
+def _status_url(node: RunningNode) -> str:
+    for line in node.log_lines:
+        if line.startswith("{"):
+            message = json.loads(line)["message"]
+            if message.startswith("status page at "):
+                return message.split()[3]
+    raise AssertionError("the node logged no status page URL:\n" + node.log()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[WatchedNode]]:
+    base = tmp_path_factory.mktemp("status")
+    zookeeper = EmbeddedZooKeeper(base / "zookeeper").start()
+    users = base / "users"
+    _add_user(users, USER, PASSWORD)
+    common = ("--users", str(users), "--zookeeper", f"{zookeeper.connect_string}/status-test", "--http-port", "0",
+              "--log-format", "json", "--conf", "spark.driver.memory=768m")
+    with ThreadPoolExecutor(2) as pool:
+        started = list(pool.map(lambda args: start_node(base / args[0], *common, *args[1:]), [("a", "--demo"), ("b",)]))
+    yield [WatchedNode(node, _status_url(node)) for node in started]
+    codes = [stop_node(node) for node in started]
+    zookeeper.stop()
+    assert codes == [0, 0], "\n".join(node.log()[-3000:] for node in started)
+
+
+@pytest.fixture(scope="module")
+def ran(nodes: list[WatchedNode]) -> dict[str, Any]:
+    """One good and one failing query, both coordinated by the first node."""
+    import adbc_driver_manager
+
+    first = nodes[0]
+    before = first.metrics()
+    with connect(first.node) as conn, conn.cursor() as cur:
+        cur.execute(GOOD_SQL)
+        assert cur.fetch_arrow_table().num_rows == 1000
+        with pytest.raises(adbc_driver_manager.Error, match="id too large"):
+            cur.execute(BAD_SQL)
+            cur.fetch_arrow_table()
+    for node in nodes:
+        wait_until(lambda: (node.query(BAD_SQL) or {}).get("state") == "FAILED", timeout=30,
+                   what=f"the failed query on {node.url}")
+    return {"before": before}
+
+
+def test_every_node_lists_the_queries_with_sql_user_state_and_rows_served(
+    nodes: list[WatchedNode], ran: dict[str, Any]
+) -> None:
+    ids = [node.node_id for node in nodes]
+    for node in nodes:  # the coordinator and the other node see the same
+        status = node.get_json("api/status")
+        assert sorted(n["node_id"] for n in status["nodes"]) == sorted(ids)
+        assert all(n["status_uri"].startswith("http://127.0.0.1:") for n in status["nodes"])
+        # each node serves one partition; each one's figure reaches the other through ZooKeeper
+        wait_until(lambda: set((node.query(GOOD_SQL) or {}).get("served", {})) == set(ids), timeout=30,
+                   what=f"what every node served, on {node.url}")
+        good = node.query(GOOD_SQL)
+        assert good is not None
+        assert (good["user"], good["state"], good["coordinator"], good["error"]) == (USER, "FINISHED", ids[0], None)
+        assert good["rows_served"] == 1000
+        assert all(good["served"][n]["rows"] == 500 and good["served"][n]["streams"] == 1 for n in ids)
+        assert good["finished"] >= good["created"] and good["duration"] >= 0
+        bad = node.query(BAD_SQL)
+        assert bad is not None and bad["user"] == USER and bad["coordinator"] == ids[0]
+        assert "id too large" in bad["error"]
+
+
+def test_metrics_are_prometheus_and_count_what_was_served(nodes: list[WatchedNode], ran: dict[str, Any]) -> None:
+    first = nodes[0]
+    label = (("node", first.node_id),)
+    after = first.metrics()
+    before = ran["before"]
+
+    def moved(name: str, labels: tuple[tuple[str, str], ...] = label) -> float:
+        return after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
+
+    assert moved("flightsql_result_rows_served_total") >= 500  # its half of the good query
+    assert moved("flightsql_result_bytes_served_total") > 0
+    assert moved("flightsql_queries_started_total", (("kind", "job"), *label)) >= 2
+    assert moved("flightsql_queries_ended_total", (*label, ("state", "FINISHED"))) >= 1
+    assert moved("flightsql_queries_ended_total", (*label, ("state", "FAILED"))) >= 1
+    assert after[("flightsql_queries_running", label)] == 0
+    assert after[("flightsql_cluster_live_nodes", label)] == 2
+    assert after[("flightsql_spool_memory_budget_bytes", label)] == 512 * 1024 * 1024
+    second = nodes[1].metrics()
+    assert second[("flightsql_result_rows_served_total", (("node", nodes[1].node_id),))] >= 500
+
+
+def test_unknown_paths_are_not_found(nodes: list[WatchedNode]) -> None:
+    for path in ("nope", "api/status/x", "metrics/", "index.html"):
+        code, _ = nodes[0].get(path)
+        assert code == 404, path
+
+
+def _browser() -> str | None:
+    return next((found for name in BROWSERS if (found := shutil.which(name))), None)
+
+
+def test_the_page_renders_in_a_real_browser(nodes: list[WatchedNode], ran: dict[str, Any], tmp_path: Path) -> None:
+    browser = _browser()
+    if browser is None:
+        pytest.skip(f"no headless browser on PATH (looked for {', '.join(BROWSERS)}; Debian: apt-get install chromium)")
+    second = nodes[1]  # a node that neither coordinated nor was asked: the cluster-wide view
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=7000"]
+    dom = subprocess.run([*flags, "--dump-dom", second.url], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert 'data-refreshes="' in dom  # the page's script ran (its policy allowed it) and refreshed the view
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # the SQL text, shown as text
+    assert "<script>alert(1)" not in dom  # never as markup
+    assert "id too large" in dom and ">FAILED<" in dom and ">FINISHED<" in dom
+    for node in nodes:
+        assert node.node_id in dom.split('<table id="nodes">')[1].split("</table>")[0]
+    screenshot = tmp_path / "status.png"
+    subprocess.run([*flags, "--hide-scrollbars", "--window-size=1400,1000", f"--screenshot={screenshot}", second.url],
+                   capture_output=True, timeout=120, check=True)
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 10_000
+
+
+def test_log_lines_about_a_query_carry_its_id(nodes: list[WatchedNode], ran: dict[str, Any]) -> None:
+    first = nodes[0]
+    good, bad = first.query(GOOD_SQL), first.query(BAD_SQL)
+    assert good is not None and bad is not None
+    wait_until(lambda: any(r.get("query") == bad["query_id"] and r["level"] == "WARNING" for r in first.log_records()),
+               timeout=20, what="the failure's log line")
+    records = first.log_records()
+    about_good = [r for r in records if r.get("query") == good["query_id"]]
+    messages = [r["message"] for r in about_good]
+    assert any(GOOD_SQL in m and USER in m for m in messages), messages  # registered, with its SQL
+    assert any("served 500 rows" in m for m in messages), messages
+    assert any("finished" in m for m in messages), messages
+    assert all(r["node"] == first.node_id and r["logger"].startswith("flightmanager") for r in about_good)
+    failure = [r for r in records if r.get("query") == bad["query_id"] and r["level"] == "WARNING"]
+    assert failure and "id too large" in failure[0]["message"]
+    # no line names a query without saying so in its query field
+    for record in records:
+        for query_id in (good["query_id"], bad["query_id"]):
+            if query_id in record["message"] and record["logger"].startswith(("flightmanager", "flightsql")):
+                assert record.get("query") == query_id, record
+    # the other node's lines about its share carry the same id
+    second = [r for r in nodes[1].log_records() if r.get("query") == good["query_id"]]
+    assert any("served 500 rows" in r["message"] for r in second)
+    # Spark's JVM writes JSON lines too (its task failure for the bad query, with the stack on one line)
+    jvm = [r for r in records if r["logger"].startswith("org.apache.spark")]
+    assert any("id too large" in r.get("exception", "") + r["message"] for r in jvm)

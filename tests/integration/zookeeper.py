@@ -1,0 +1,129 @@
+"""A real ZooKeeper for integration tests: a container where a Docker engine answers,
+otherwise the ZooKeeper server in PySpark's jars.
+
+``FLIGHTSQL_TEST_ZOOKEEPER`` chooses:
+
+- ``auto`` (the default): a container if a Docker engine answers and ``testcontainers``
+  is installed, else the embedded server;
+- ``container``: a container, or the tests that need it skip, saying why;
+- ``embedded``: the server from PySpark's jars.
+
+Import the fixture into a test module (``from tests.integration.zookeeper import
+zookeeper``) and read ``zookeeper.connect_string``; ``zookeeper.kind`` says which one runs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from flightmanager.zk.embedded import EmbeddedZooKeeper
+
+CHOICE_ENV = "FLIGHTSQL_TEST_ZOOKEEPER"
+CHOICES = ("auto", "container", "embedded")
+IMAGE = "zookeeper:3.9.3"  # the official image; the server in PySpark's jars is 3.9 too
+CLIENT_PORT = 2181
+START_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class ZooKeeperServer:
+    connect_string: str
+    kind: str  # "container" or "embedded"
+
+
+def choice() -> str:
+    value = os.environ.get(CHOICE_ENV, "auto").strip().lower() or "auto"
+    if value not in CHOICES:
+        raise pytest.UsageError(f"{CHOICE_ENV} must be one of {', '.join(CHOICES)}, got {value!r}")
+    return value
+
+
+def container_unavailable() -> str | None:
+    """Why no ZooKeeper container can run here, or None if one can."""
+    try:
+        import docker
+        import testcontainers.core.container  # noqa: F401
+    except ImportError as exc:
+        return f"{exc.name} is not installed (pip install 'testcontainers>=4.8,<5')"
+    try:
+        client = docker.from_env(timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no engine to use
+        return f"no Docker engine answers ({type(exc).__name__}: {str(exc)[:160]})"
+    return None
+
+
+def _answers_ruok(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2) as sock:
+            sock.sendall(b"ruok")
+            return sock.recv(4) == b"imok"
+    except OSError:
+        return False
+
+
+@contextmanager
+def _container() -> Iterator[ZooKeeperServer]:
+    from testcontainers.core.container import DockerContainer
+
+    container = (
+        DockerContainer(IMAGE)
+        .with_env("ZOO_4LW_COMMANDS_WHITELIST", "ruok,srvr")
+        .with_env("ZOO_MAX_SESSION_TIMEOUT", "60000")
+        .with_exposed_ports(CLIENT_PORT)
+    )
+    with container:
+        host = container.get_container_host_ip()
+        port = int(container.get_exposed_port(CLIENT_PORT))
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _answers_ruok(host, port):  # a server in a container: only its port tells
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the ZooKeeper container did not answer within {START_TIMEOUT:.0f}s")
+            time.sleep(0.25)
+        yield ZooKeeperServer(f"{host}:{port}", "container")
+
+
+@contextmanager
+def _embedded(directory: Path) -> Iterator[ZooKeeperServer]:
+    server = EmbeddedZooKeeper(directory).start()
+    try:
+        yield ZooKeeperServer(server.connect_string, "embedded")
+    finally:
+        server.stop()
+
+
+@contextmanager
+def running_zookeeper(directory: Path) -> Iterator[ZooKeeperServer]:
+    """A ZooKeeper for the duration of the block, as ``FLIGHTSQL_TEST_ZOOKEEPER`` chooses."""
+    wanted = choice()
+    if wanted == "embedded":
+        with _embedded(directory) as server:
+            yield server
+        return
+    reason = container_unavailable()
+    if reason is None:
+        with _container() as server:
+            yield server
+        return
+    if wanted == "container":
+        pytest.skip(f"{CHOICE_ENV}=container, but {reason}")
+    with _embedded(directory) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
+    """One ZooKeeper per test module."""
+    with running_zookeeper(tmp_path_factory.mktemp("zookeeper")) as server:
+        yield server

@@ -106,14 +106,18 @@ def conn(node: RunningNode):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def spark():  # type: ignore[no-untyped-def]
-    """Spark itself, for reference answers (same session time zone as the node)."""
+    """The test process's one SparkSession: Spark itself, for reference answers (same session
+    time zone as the node), and the Spark that runs the "flightsql" data source. A process has
+    one SparkContext, so every test shares it: local[1,4] lets a failed task be retried."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
     session = (
-        SparkSession.builder.master("local[1]").appName("reference")
+        SparkSession.builder.master("local[1,4]").appName("reference")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "America/New_York")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.python.filterPushdown.enabled", "true")
         .config("spark.sql.warehouse.dir", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"ref-wh-{os.getpid()}"))
         .getOrCreate()
     )

@@ -281,7 +281,14 @@ class FlightSqlService(FlightService):
     # -- DoPut ---------------------------------------------------------------
     def do_put(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterable[pb.PutResult]:
         call = self._call(context)
-        first = parse_flight_data(next(requests))
+        raw_first = next(requests, None)
+        if raw_first is None:
+            # e.g. the ADBC driver's bulk ingest of a stream without batches sends nothing at all
+            raise InvalidArgument(
+                "DoPut received no messages: an upload starts with a FlightDescriptor and its schema "
+                "(to create an empty table, send the schema with one empty batch)"
+            )
+        first = parse_flight_data(raw_first)
         if not first.descriptor:
             raise InvalidArgument("DoPut needs a FlightDescriptor in its first message")
         command = _command(pb.FlightDescriptor.FromString(first.descriptor))

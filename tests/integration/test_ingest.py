@@ -41,6 +41,20 @@ def test_append_to_missing_table_is_not_found(conn) -> None:  # type: ignore[no-
     assert info.value.status_code == adbc_driver_manager.AdbcStatusCode.NOT_FOUND
 
 
+def test_an_upload_without_messages_is_refused_clearly(conn) -> None:  # type: ignore[no-untyped-def]
+    empty = pa.table({"a": pa.array([], pa.int64())})  # ADBC sends no message at all for it
+    with conn.cursor() as cur:
+        with pytest.raises(adbc_driver_manager.Error) as info:
+            cur.adbc_ingest("ing_empty", empty, mode="create")
+        assert info.value.status_code == adbc_driver_manager.AdbcStatusCode.INVALID_ARGUMENT
+        assert "DoPut received no messages" in str(info.value)
+        # one empty batch carries the schema: the empty table is created
+        assert cur.adbc_ingest("ing_empty", pa.RecordBatchReader.from_batches(
+            empty.schema, [pa.record_batch([pa.array([], pa.int64())], schema=empty.schema)]), mode="create") == 0
+        assert _rows(cur, "SELECT count(*) FROM ing_empty") == [(0,)]
+        cur.execute("DROP TABLE ing_empty")
+
+
 def test_types_survive_ingest(conn) -> None:  # type: ignore[no-untyped-def]
     data = pa.table({
         "i": pa.array([1, None], pa.int32()),

@@ -27,6 +27,7 @@ from flightmanager import metrics
 from flightmanager.budget import ByteBudget
 from flightmanager.errors import (
     FlightManagerError,
+    NodeLost,
     NotOwner,
     QueryCancelled,
     QueryFailed,
@@ -111,6 +112,17 @@ class QueryRecord:
     counted: bool = field(default=False, repr=False)
     #: the node's own business (its warm-up): in no metric and on no status page
     internal: bool = False
+    #: streams of this node's part open now, and whether one has delivered all of it
+    open_streams: int = field(default=0, repr=False)
+    delivered: bool = field(default=False, repr=False)
+
+    def needed(self) -> bool:
+        """Would a reader still lose something if this node went away now?"""
+        if self.internal or self.spool is None:
+            return False
+        if self.state in (QueryState.PENDING, QueryState.RUNNING):
+            return True
+        return self.state is QueryState.FINISHED and (self.open_streams > 0 or not self.delivered)
 
     def move(self, target: QueryState) -> None:
         self.state = transition(self.state, target)
@@ -137,6 +149,14 @@ class SpoolSettings:
 
 class SparkFlightManager(abc.ABC):
     """Distributes DataFrame results over the nodes and streams them back by ticket."""
+
+    #: the node this manager runs on; a draining node takes no new work
+    node: Node
+    draining: bool = False
+
+    @abc.abstractmethod
+    def drain(self, timeout: float) -> bool:
+        """Take no new work; wait until what this node holds has been read (True) or time runs out."""
 
     @abc.abstractmethod
     def submit(
@@ -186,6 +206,8 @@ class LocalFlightManager(SparkFlightManager):
         self._records: dict[str, QueryRecord] = {}
         self._expiry: list[tuple[float, str]] = []
         self._stopping = False
+        #: draining: no new work; the node leaves once what it holds has been read
+        self.draining = False
         shutil.rmtree(settings.spill_dir, ignore_errors=True)
         settings.spill_dir.mkdir(parents=True, exist_ok=True)
         self._reaper = threading.Thread(target=self._reap, name="result-expiry", daemon=True)
@@ -466,6 +488,7 @@ class LocalFlightManager(SparkFlightManager):
         tally = StreamTally()
         with self._lock:
             record.tallies.append(tally)
+            record.open_streams += 1
         complete = False
         try:
             for batch in batches:
@@ -481,6 +504,10 @@ class LocalFlightManager(SparkFlightManager):
                 "query %s: node %s served %d rows, %d bytes%s", record.query_id, node, tally.rows, tally.bytes,
                 "" if complete else " (stream ended early)",
             )
+            with self._lock:
+                record.open_streams -= 1
+                record.delivered = record.delivered or complete
+                self._lock.notify_all()
             self._served(record)
 
     def cancel(self, query_id: str, user: str) -> QueryState:
@@ -551,6 +578,54 @@ class LocalFlightManager(SparkFlightManager):
                 self._forget_old()
                 timeout = self._expiry[0][0] - time.time() if self._expiry else None
                 self._lock.wait(timeout)
+
+    # -- draining ------------------------------------------------------------------
+    def drain(self, timeout: float) -> bool:
+        """Take no new work, then wait (at most ``timeout`` seconds) until every result this
+        node holds has been read in full once, or has expired, failed or been closed.
+
+        Returns True when nothing is left.  Otherwise what is left fails, with a message,
+        on every node: no reader waits for a part that will not come."""
+        self.draining = True
+        self._drain_started()
+        log.info("draining: no new work; waiting up to %.0fs for the results held here to be read", timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self._undelivered()
+            remaining = deadline - time.monotonic()
+            if not left or remaining <= 0:
+                break
+            with self._lock:  # streams ending notify; other changes are seen within a second
+                self._lock.wait(min(remaining, 1.0))
+        if not left:
+            log.info("drained: every result held here was read")
+            return True
+        log.warning("drain timed out; %d results not read in full fail: %s", len(left), ", ".join(sorted(left)))
+        for query_id in sorted(left):
+            with query_context(query_id):
+                self._abandon(query_id)
+        return False
+
+    def _undelivered(self) -> set[str]:
+        """Queries a reader would still need this node for."""
+        with self._lock:
+            return {r.query_id for r in self._records.values() if r.needed()}
+
+    def _drain_started(self) -> None:
+        """Tell the cluster this node takes no new work (nothing to tell: one node)."""
+
+    def _abandon(self, query_id: str) -> None:
+        """The drain ran out of time with ``query_id`` not read: fail it."""
+        record = self._records.get(query_id)
+        if record is None:
+            return
+        error = NodeLost(f"query {query_id} failed: node {self.node.node_id} was stopped before its part was read")
+        if record.state in (QueryState.PENDING, QueryState.RUNNING):
+            self.spark.sparkContext.cancelJobGroup(query_id)
+        with self._lock:
+            record.state, record.error = QueryState.FAILED, error
+            record.finished_at = record.finished_at or time.time()
+        self._failed(record, error)
 
     def _forget_old(self) -> None:
         expired = [r for r in self._records.values() if r.state is QueryState.EXPIRED]

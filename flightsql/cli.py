@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from flightsql.serve_options import add_serve_parser, flags_of
 from flightsql.settings import Settings, load
+
+if TYPE_CHECKING:
+    from flightsql.server.node import FlightSqlNode
+    from flightsql.signals import StopSignals
 
 _DEFAULTS = Settings()
 
@@ -71,9 +76,22 @@ def _serve(args: argparse.Namespace) -> int:
     signals = StopSignals()
     node = FlightSqlNode(settings).start()
     signals.install()  # again: starting Spark replaces the SIGINT handler with its own
-    signals.wait()
+    if signals.wait() == signal.SIGTERM and settings.drain_timeout > 0:
+        _drain(node, signals, settings.drain_timeout)
     node.stop()
     return 0
+
+
+def _drain(node: "FlightSqlNode", signals: "StopSignals", timeout: float) -> None:
+    """Drain in the background; another signal stops the node without waiting."""
+    import threading
+
+    worker = threading.Thread(target=node.drain, args=(timeout,), name="drain", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        if signals.wait(0.2) is not None:
+            logging.getLogger("flightsql.node").warning("another signal: stopping without waiting for readers")
+            return
 
 
 def _cluster(args: argparse.Namespace, node_args: list[str]) -> int:

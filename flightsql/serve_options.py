@@ -89,6 +89,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--http-port", "http_port",
            "port of the HTTP status page (/) and Prometheus metrics (/metrics); 0: any; unset: no HTTP server",
            int),
+    Option("--drain-timeout", "drain_timeout",
+           "on SIGTERM, seconds to drain: the node takes no new work and waits until the results it holds "
+           "have been read, then stops (0: stop at once; SIGINT or a second signal always stops at once)", float),
     Option("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR"),
     Option("--log-format", "log_format", "text: one readable line per record; json: one JSON object per line",
            choices=LOG_FORMATS),

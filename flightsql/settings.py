@@ -50,6 +50,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     http_port: int | None = None
+    drain_timeout: float = 30.0
 
     @property
     def public_host(self) -> str:
@@ -76,6 +77,8 @@ class Settings:
                 raise ValueError(f"{name.replace('_', '-')} must be a port number (0-65535), got {value}")
         if self.result_ttl <= 0 or self.token_ttl <= 0:
             raise ValueError("result-ttl and token-ttl must be > 0")
+        if self.drain_timeout < 0:
+            raise ValueError("drain-timeout must be >= 0")
         _one_of("execution-mode", self.execution_mode, EXECUTION_MODES)
         _one_of("log-format", self.log_format, LOG_FORMATS)
         _one_of("log-level", self.log_level.upper(), LOG_LEVELS)
@@ -105,6 +108,7 @@ FILE_KEYS: dict[str, str] = {
     "log_level": "spark.flight.log.level",
     "log_format": "spark.flight.log.format",
     "http_port": "spark.flight.http.port",
+    "drain_timeout": "spark.flight.drainTimeout",
 }
 _FIELD_OF_KEY = {key: name for name, key in FILE_KEYS.items()}
 _TYPES = {f.name: str(f.type) for f in fields(Settings)}

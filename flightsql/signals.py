@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 import select
 import signal
-import threading
+import time
 
 
 class StopSignals:
     """Install once; call :meth:`wait` to block until SIGINT or SIGTERM."""
 
     def __init__(self) -> None:
-        self._stop = threading.Event()
+        self._received: list[int] = []  # appended by the handler, which runs in the main thread
         self._read, write = os.pipe()
         os.set_blocking(write, False)
         os.set_blocking(self._read, False)
@@ -33,16 +33,22 @@ class StopSignals:
             signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: object) -> None:
-        self._stop.set()
+        self._received.append(signum)
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return bool(self._received)
 
-    def wait(self) -> None:
-        while not self._stop.is_set():
-            select.select([self._read], [], [])
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Block until a signal not yet returned arrives: its number; None once ``timeout`` passes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._received:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            select.select([self._read], [], [], remaining)
             try:
                 os.read(self._read, 512)
             except BlockingIOError:
                 pass
+        return self._received.pop(0)

@@ -92,7 +92,8 @@ class ZooKeeperFlightManager(LocalFlightManager):
     def _published(self, record: QueryRecord, *, local: bool) -> None:
         if local:
             return  # held by this node alone: nothing for the others to know
-        record.nodes = (self.node,) if record.single else tuple(self.membership.live())
+        # new work goes to nodes that are not draining (this one is not: it took the query)
+        record.nodes = (self.node,) if record.single else tuple(self.membership.targets())
         self.registry.create(
             QueryInfo(
                 record.query_id, record.owner, self.node.node_id, QueryInfo.clip_sql(record.sql),
@@ -242,6 +243,31 @@ class ZooKeeperFlightManager(LocalFlightManager):
             else _with(
                 info, state=QueryState.FAILED.value, error=error.message, error_code=error.code.name, finished=finished,
             ),
+        )
+
+    # -- draining ------------------------------------------------------------------
+    def _drain_started(self) -> None:
+        self.membership.drain()
+
+    def _undelivered(self) -> set[str]:
+        left = super()._undelivered()
+        live = (QueryState.PENDING.value, QueryState.RUNNING.value, QueryState.FINISHED.value)
+        for query_id, (info, _served) in self.registry.snapshot().items():
+            # a query with a part here that no push or read has brought to this node yet
+            if info.nodes and self.node.node_id in info.nodes and info.state in live and query_id not in self._records:
+                left.add(query_id)
+        return left
+
+    def _abandon(self, query_id: str) -> None:
+        if query_id in self._records:
+            super()._abandon(query_id)
+            return
+        message = f"query {query_id} failed: node {self.node.node_id} was stopped before its part was read"
+        self.registry.update(
+            query_id,
+            lambda info: None if QueryState(info.state).terminal
+            else _with(info, state=QueryState.FAILED.value, error=message, error_code="UNAVAILABLE",
+                       finished=time.time()),
         )
 
     def stop(self) -> None:

@@ -4,6 +4,10 @@ A node whose ZooKeeper session expires loses its znode; the session listener onl
 flags that, and a worker thread registers the node again once a new session is
 connected.  Departures are reported to a callback (queries coordinated by a
 departed node fail).
+
+A node being drained also has an ephemeral znode under ``draining/``: it gets no new
+work (no pushes, no endpoints) and leaves once what it holds has been read.  Its
+departure is then a clean leave, not a loss: nothing it held is still needed.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class Membership:
         self.node = node
         self._on_departed = on_departed
         self._live: dict[str, Node] = {}
+        #: nodes seen draining (kept until they leave: their two znodes vanish in either order)
+        self._draining: set[str] = set()
+        self._drain_requested = False
         self._lock = threading.Lock()
         self._lost = threading.Event()
         self._stopping = threading.Event()
@@ -56,7 +63,9 @@ class Membership:
     def start(self) -> "Membership":
         self.client.add_listener(self._state)
         self.client.ensure_path(self.paths.nodes)
+        self.client.ensure_path(self.paths.draining)
         self._register()
+        self.client.ChildrenWatch(self.paths.draining, self._draining_changed)
         self.client.ChildrenWatch(self.paths.nodes, self._children)
         self._rejoin.start()
         return self
@@ -87,6 +96,8 @@ class Membership:
                 return
             try:
                 self._register()
+                if self._drain_requested:
+                    self.drain()
                 self.client.ChildrenWatch(self.paths.nodes, self._children)
             except Exception:  # noqa: BLE001 - retried on the next reconnect
                 log.exception("re-registering node %s failed", self.node.node_id)
@@ -102,10 +113,41 @@ class Membership:
         with self._lock:
             departed = set(self._live) - set(fresh)
             self._live = fresh
+            drained = departed & self._draining
+            self._draining -= departed
         for node_id in departed:
+            if node_id in drained:
+                log.info("node %s left the cluster after draining", node_id)
+                continue
             log.warning("node %s left the cluster", node_id)
             threading.Thread(target=self._on_departed, args=(node_id,), daemon=True).start()
         return not self._stopping.is_set()
+
+    def _draining_changed(self, children: list[str]) -> bool:
+        with self._lock:
+            started = set(children) - self._draining
+            self._draining |= set(children)
+        for node_id in started:
+            log.info("node %s is draining: it gets no new work", node_id)
+        return not self._stopping.is_set()
+
+    def drain(self) -> None:
+        """Mark this node as draining: from now on it gets no new work."""
+        self._drain_requested = True
+        try:
+            self.client.retry(self.client.create, self.paths.draining_node(self.node.node_id), b"", ephemeral=True)
+        except NodeExistsError:
+            pass
+
+    def targets(self) -> list[Node]:
+        """The live nodes that take new work (not draining)."""
+        with self._lock:
+            draining = set(self._draining)
+        return [node for node in self.live() if node.node_id not in draining]
+
+    def is_draining(self, node_id: str) -> bool:
+        with self._lock:
+            return node_id in self._draining
 
     def live(self) -> list[Node]:
         with self._lock:

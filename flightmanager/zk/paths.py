@@ -4,6 +4,8 @@ Layout under a root (default ``/flightsql``)::
 
     <root>/secret                                 cluster secret (tokens, pushes)
     <root>/nodes/<node-id>                        ephemeral: Node as JSON (URIs, host, status page)
+    <root>/draining/<node-id>                     ephemeral: the node takes no new work and leaves
+                                                  once what it holds has been read
     <root>/queries/<query-id>                     QueryInfo as JSON (state, owner, SQL, times, ...)
     <root>/queries/<query-id>/claims/<partition>  first committed attempt: {"node", "attempt"}
     <root>/queries/<query-id>/manifests/<node-id> {partition: rows} a node must serve
@@ -43,6 +45,13 @@ class Paths:
 
     def node(self, node_id: str) -> str:
         return self._join("nodes", node_id)
+
+    @property
+    def draining(self) -> str:
+        return self._join("draining")
+
+    def draining_node(self, node_id: str) -> str:
+        return self._join("draining", node_id)
 
     @property
     def queries(self) -> str:

@@ -144,6 +144,11 @@ class FlightSqlNode:
         )
         return self
 
+    def drain(self, timeout: float) -> bool:
+        """Take no new work (new queries are UNAVAILABLE here and get no part elsewhere), and
+        wait until the results this node holds have been read; see ``--drain-timeout``."""
+        return self.manager.drain(timeout)
+
     def stop(self) -> None:
         """Stop every part; a part that is already gone (the JVM signalled with our
         process group, say) does not keep the others from stopping."""

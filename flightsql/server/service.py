@@ -31,7 +31,7 @@ from flightmanager.log_context import query_context
 from flightmanager.manager import Submitted, arrow_schema
 from flightsql.auth import Authenticator, Principal
 from flightsql.catalog import schemas
-from flightsql.errors import InvalidArgument, Unimplemented
+from flightsql.errors import InvalidArgument, Unavailable, Unimplemented
 from flightsql.protocol import commands as cmd
 from flightsql.protocol import results
 from flightsql.server import ingest, metadata
@@ -125,8 +125,17 @@ class FlightSqlService(FlightService):
         yield pb.HandshakeResponse()
 
     # -- FlightInfo ------------------------------------------------------------
+    def _no_new_work(self) -> None:
+        """A draining node still serves the results it holds, but takes no new work."""
+        if self.manager.draining:
+            raise Unavailable(
+                f"node {self.manager.node.node_id} is draining: it serves results it holds but takes no new "
+                "queries; connect to another node"
+            )
+
     def get_flight_info(self, request: pb.FlightDescriptor, context: grpc.ServicerContext) -> pb.FlightInfo:
         call = self._call(context)
+        self._no_new_work()
         command = _command(request)
         submitted = self._flight(call, command)
         return self._flight_info(request, submitted)
@@ -281,6 +290,7 @@ class FlightSqlService(FlightService):
     # -- DoPut ---------------------------------------------------------------
     def do_put(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterable[pb.PutResult]:
         call = self._call(context)
+        self._no_new_work()
         raw_first = next(requests, None)
         if raw_first is None:
             # e.g. the ADBC driver's bulk ingest of a stream without batches sends nothing at all

@@ -7,6 +7,7 @@ in-process SparkSession answers "what does Spark itself return".
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -67,7 +68,8 @@ def start_node(work_dir: Path, *args: str) -> RunningNode:
 
 
 def stop_node(node: RunningNode) -> int:
-    node.process.terminate()
+    """Stop at once (SIGINT; SIGTERM would first drain: wait for unread results to be read)."""
+    node.process.send_signal(signal.SIGINT)
     try:
         return node.process.wait(60)
     except subprocess.TimeoutExpired:

@@ -16,7 +16,7 @@ import pytest
 
 from flightsql.protocol import commands as cmd
 from tests.integration.conftest import (
-    OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node,
+    OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node, wait_until,
 )
 from tests.integration.zookeeper import ZooKeeperServer, zookeeper  # noqa: F401 - the fixture
 
@@ -202,3 +202,35 @@ def test_losing_a_node_fails_every_stream_quickly(cluster: list[RunningNode]) ->
         assert error is not None, f"{location} delivered a result although a node holding part of it died"
         assert "lost" in str(error) or "failed" in str(error), str(error)
     assert elapsed < 45
+
+
+def test_a_drained_node_leaves_once_its_results_are_read(cluster: list[RunningNode]) -> None:
+    # runs after the SIGKILL test: nodes 0 and 1 are left
+    first, leaving = cluster[0], cluster[1]
+    before = _info(first, SPREAD_SQL)
+    assert sorted(e.locations[0].uri.decode() for e in before.endpoints) == sorted([first.uri, leaving.uri])
+    ours = next(e for e in before.endpoints if e.locations[0].uri.decode() == first.uri)
+    theirs = next(e for e in before.endpoints if e.locations[0].uri.decode() == leaving.uri)
+    first_part = _read(ours, cluster)
+
+    leaving.process.send_signal(signal.SIGTERM)
+    # the leaving node's part has not been read: it waits for its reader
+    wait_until(lambda: any("draining" in line for line in first.log_lines), 30, "the cluster to see the drain")
+    assert leaving.process.poll() is None
+
+    # no new work for it: new queries are refused there and get no endpoint on it
+    with pytest.raises(flight.FlightUnavailableError, match="draining"):
+        _info(leaving, "SELECT 1")
+    after = _info(first, SPREAD_SQL)
+    assert [e.locations[0].uri.decode() for e in after.endpoints] == [first.uri]
+    assert _read(after.endpoints[0], cluster).num_rows == 600000
+
+    # its reader gets every row it holds; then it stops by itself, cleanly
+    their_part = _read(theirs, cluster)
+    ids = pa.concat_tables([first_part, their_part]).column("id").to_pylist()
+    assert sorted(ids) == list(range(600000))
+    assert leaving.process.wait(30) == 0
+    wait_until(lambda: any("left the cluster after draining" in line for line in first.log_lines), 30,
+               "the drained node's clean leave")
+    # a clean leave fails nothing: the first node's part of the old query is still readable
+    assert _read(ours, cluster).num_rows == first_part.num_rows

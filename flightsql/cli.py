@@ -29,14 +29,22 @@ def parser() -> argparse.ArgumentParser:
     cluster = commands.add_parser(
         "cluster",
         help="start a local cluster",
-        description="Start a local cluster: an embedded ZooKeeper, an embedded Hive metastore and N "
-        "node processes on ports P, P+1, ... Any other option is an option of 'flightsql serve' and "
-        "is given to every node (for example --conf, --users, --memory-budget). Ctrl-C stops everything.",
+        description="Start a local cluster from PySpark's jars: an embedded ZooKeeper, an embedded Hive "
+        "metastore, with --workers a Spark standalone master and W workers, and N node processes on ports "
+        "P, P+1, ... With workers, each node is an application on the master with an equal share of the "
+        "workers' cores; without, each node runs Spark in local mode. Any other option is an option of "
+        "'flightsql serve' and is given to every node (for example --conf, --users, --memory-budget). "
+        "Ctrl-C stops everything.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     cluster.add_argument("--nodes", type=int, default=3, help="number of nodes")
     cluster.add_argument("--port", type=int, default=_DEFAULTS.port, help="port of the first node (0: any)")
     cluster.add_argument("--work-dir", type=Path, default=Path("work/cluster"), help="directory for all processes")
+    cluster.add_argument("--workers", type=int, default=0,
+                         help="Spark standalone workers (0: no master, each node runs Spark in local mode)")
+    cluster.add_argument("--worker-cores", type=int, default=1, help="cores each worker offers")
+    cluster.add_argument("--executor-memory", default="512m",
+                         help="memory of each executor (one core each); a worker offers this much per core")
 
     users = commands.add_parser("users", help="manage the users file")
     users_commands = users.add_subparsers(dest="users_command", required=True)
@@ -95,13 +103,18 @@ def _drain(node: "FlightSqlNode", signals: "StopSignals", timeout: float) -> Non
 
 
 def _cluster(args: argparse.Namespace, node_args: list[str]) -> int:
-    from flightsql.cluster import LocalCluster
+    from flightsql.cluster import LocalCluster, Topology
 
     from flightsql.signals import StopSignals
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    topology = Topology(args.nodes, args.workers, args.worker_cores, args.executor_memory)
+    try:
+        cluster = LocalCluster(args.work_dir, topology, args.port, node_args)
+    except ValueError as exc:
+        print(f"flightsql cluster: {exc}", file=sys.stderr)
+        return 2
     signals = StopSignals()
-    cluster = LocalCluster(args.work_dir, args.nodes, args.port, node_args)
     try:
         uris = cluster.start()
     except (RuntimeError, ValueError) as exc:
@@ -110,6 +123,8 @@ def _cluster(args: argparse.Namespace, node_args: list[str]) -> int:
     print("cluster ready:", flush=True)
     for uri in uris:
         print(f"  {uri}", flush=True)
+    if cluster.master is not None:
+        print(f"Spark master {cluster.master.url}, UI {cluster.master.ui_url}", flush=True)
     signals.wait()
     cluster.stop()
     print("cluster stopped", flush=True)

@@ -59,6 +59,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--internal-port", "internal_port", "port of the internal server executors push results to (0: any)", int),
     Option("--advertise-host", "advertise_host",
            "host name clients use to reach this node (unset: --host, or the machine's name when --host is 0.0.0.0)"),
+    Option("--internal-advertise-host", "internal_advertise_host",
+           "host name executors use to reach the internal server (unset: loopback with a local master, "
+           "else the advertised host); for networks where clients and executors see the node by "
+           "different names"),
     Option("--master", "master", "Spark master URL"),
     Option("--work-dir", "work_dir", "directory for spills, staging, the warehouse and the embedded metastore", Path),
     Option("--users", "users_file", "users file (argon2 hashes, see 'flightsql users add') enabling authentication",

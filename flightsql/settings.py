@@ -33,6 +33,7 @@ class Settings:
     port: int = 31337
     internal_port: int = 0
     advertise_host: str | None = None
+    internal_advertise_host: str | None = None
     master: str = "local[*]"
     conf: tuple[tuple[str, str], ...] = ()
     work_dir: Path = Path("work")
@@ -92,6 +93,7 @@ FILE_KEYS: dict[str, str] = {
     "port": "spark.flight.port",
     "internal_port": "spark.flight.internal.port",
     "advertise_host": "spark.flight.public.host",
+    "internal_advertise_host": "spark.flight.internal.host",
     "master": "spark.master",
     "work_dir": "spark.flight.workDir",
     "users_file": "spark.flight.auth.usersFile",

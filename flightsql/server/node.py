@@ -94,7 +94,9 @@ class FlightSqlNode:
             lambda query_id: holder["manager"].exhausted(query_id),
             lambda query_id, rows, committed: holder["manager"].pushed(query_id, rows, committed),
         )
-        internal_host = "127.0.0.1" if settings.master.startswith("local") else "0.0.0.0"
+        # a local master's executors are this process's children: loopback is enough
+        local = settings.master.startswith("local") and not settings.internal_advertise_host
+        internal_host = "127.0.0.1" if local else "0.0.0.0"
         self.internal_server, internal_port = start_server(internal, internal_host, settings.internal_port)
         self.public_server, port = bind_server(settings.host, settings.port)
         self.status_server: StatusServer | None = None
@@ -105,7 +107,7 @@ class FlightSqlNode:
         node = Node(
             node_id=f"{socket.gethostname()}:{port}",
             public_uri=f"grpc://{_uri_host(settings.public_host)}:{port}",
-            internal_uri=f"grpc://{_uri_host('127.0.0.1' if internal_host == '127.0.0.1' else settings.public_host)}:{internal_port}",
+            internal_uri=f"grpc://{_uri_host(_internal_host(settings, internal_host))}:{internal_port}",
             host=socket.gethostname(),
             status_uri=self.status_server.url(settings.public_host) if self.status_server else None,
         )
@@ -168,6 +170,13 @@ class FlightSqlNode:
             except Exception as exc:  # noqa: BLE001 - keep stopping the rest
                 log.warning("stopping %s: %s: %s", name, type(exc).__name__, exc)
         log.info("stopped")
+
+
+def _internal_host(settings: Settings, bound: str) -> str:
+    """The host executors push to: as configured, else loopback (local master) or the public name."""
+    if settings.internal_advertise_host:
+        return settings.internal_advertise_host
+    return "127.0.0.1" if bound == "127.0.0.1" else settings.public_host
 
 
 def _uri_host(host: str) -> str:

@@ -156,9 +156,9 @@ def test_executors_on_every_worker_reach_every_nodes_internal_port(
     assert all(internal.values()) and len(set(internal.values())) == len(internal), "fixed, distinct ports"
     for node in node_services:
         assert str(node.settings.internal_port) in [str(p) for p in node.service.get("expose", [])], node.name
-    expected = {f"{name}:{port}" for name, port in internal.items()}
-    for name, worker in services_running(compose, "spark-worker").items():
-        assert set(environment(worker)["LOOPBACK_FORWARDS"].split()) == expected, name
+    for node in node_services:
+        # clients use the advertised host (localhost); executors the name on the compose network
+        assert node.settings.internal_advertise_host == node.name, node.name
 
 
 def test_drivers_and_workers_advertise_their_service_names(compose: dict[str, Any], node_services: list[Node]) -> None:

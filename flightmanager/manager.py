@@ -17,7 +17,7 @@ import shutil
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
@@ -155,6 +155,10 @@ class SparkFlightManager(abc.ABC):
     draining: bool = False
 
     @abc.abstractmethod
+    def rejected(self, owner: str, sql: str, error: FlightManagerError) -> None:
+        """List a statement that failed before it ran (status pages show it)."""
+
+    @abc.abstractmethod
     def drain(self, timeout: float) -> bool:
         """Take no new work; wait until what this node holds has been read (True) or time runs out."""
 
@@ -252,7 +256,11 @@ class LocalFlightManager(SparkFlightManager):
         me = self.node.node_id
         local = [record.status(me) for record in list(self._records.values()) if not record.internal]
         queries = merge(self._registry_status(), local, me, self.settings.history)
-        return ClusterStatus(self.node.status(), now, tuple(n.status() for n in self._live_nodes()), queries)
+        nodes = tuple(replace(n.status(), draining=self._is_draining(n.node_id)) for n in self._live_nodes())
+        return ClusterStatus(replace(self.node.status(), draining=self.draining), now, nodes, queries)
+
+    def _is_draining(self, node_id: str) -> bool:
+        return self.draining and node_id == self.node.node_id
 
     def pushed(self, query_id: str, rows: int, committed: bool) -> None:
         """An executor's push of a partition ended (committed, or dropped as a duplicate)."""
@@ -578,6 +586,19 @@ class LocalFlightManager(SparkFlightManager):
                 self._forget_old()
                 timeout = self._expiry[0][0] - time.time() if self._expiry else None
                 self._lock.wait(timeout)
+
+    def rejected(self, owner: str, sql: str, error: FlightManagerError) -> None:
+        """A statement refused before anything ran (bad SQL, no such table): no result, but
+        the status page lists it, with the error, like any query that failed."""
+        now = time.time()
+        record = QueryRecord(
+            uuid.uuid4().hex, owner, sql, pa.schema([]), False, now, now + self.settings.result_ttl,
+            state=QueryState.FAILED, error=error, finished_at=now, coordinator=self.node.node_id, counted=True,
+        )
+        with self._lock:
+            self._records[record.query_id] = record
+            heapq.heappush(self._expiry, (record.expires_at, record.query_id))
+            self._lock.notify_all()
 
     # -- draining ------------------------------------------------------------------
     def drain(self, timeout: float) -> bool:

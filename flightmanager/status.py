@@ -90,9 +90,12 @@ class NodeStatus:
     public_uri: str
     host: str
     status_uri: str | None = None
+    #: taking no new work, leaving once what it holds has been read
+    draining: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"node_id": self.node_id, "public_uri": self.public_uri, "host": self.host, "status_uri": self.status_uri}
+        return {"node_id": self.node_id, "public_uri": self.public_uri, "host": self.host,
+                "status_uri": self.status_uri, "draining": self.draining}
 
 
 @dataclass(frozen=True)

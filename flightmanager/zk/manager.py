@@ -246,6 +246,9 @@ class ZooKeeperFlightManager(LocalFlightManager):
         )
 
     # -- draining ------------------------------------------------------------------
+    def _is_draining(self, node_id: str) -> bool:
+        return super()._is_draining(node_id) or self.membership.is_draining(node_id)
+
     def _drain_started(self) -> None:
         self.membership.drain()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
@@ -27,11 +28,12 @@ from flightmanager.flight.wire import (
     schema_from_message,
     schema_to_bytes,
 )
+from flightmanager.errors import FlightManagerError
 from flightmanager.log_context import query_context
 from flightmanager.manager import Submitted, arrow_schema
 from flightsql.auth import Authenticator, Principal
 from flightsql.catalog import schemas
-from flightsql.errors import InvalidArgument, Unavailable, Unimplemented
+from flightsql.errors import FlightSqlError, InvalidArgument, Unavailable, Unimplemented
 from flightsql.protocol import commands as cmd
 from flightsql.protocol import results
 from flightsql.server import ingest, metadata
@@ -145,7 +147,8 @@ class FlightSqlService(FlightService):
         user = call.principal.user
         if isinstance(command, cmd.CommandStatementQuery):
             _no_transactions(command.transaction_id, command.name)
-            return self._execute(call, classify(spark, command.query), None)
+            with self._refusals_listed(user, command.query):
+                return self._execute(call, classify(spark, command.query), None)
         if isinstance(command, cmd.CommandPreparedStatementQuery):
             prepared = self.prepared.get(command.handle, user)
             rows = prepared.parameters
@@ -154,9 +157,26 @@ class FlightSqlService(FlightService):
             # the DataFrame analysed at prepare time serves the first execution only:
             # later ones analyse again and see the catalog as it is then
             df, prepared.analysed = (prepared.analysed, None) if not rows else (None, None)
-            return self._execute(call, prepared.statement, rows[0] if rows else None, df)
+            with self._refusals_listed(user, prepared.statement.sql):
+                return self._execute(call, prepared.statement, rows[0] if rows else None, df)
         table = self._metadata(spark, command)
         return self.manager.publish(table.schema, table.to_batches(), owner=user, sql=command.name)
+
+    @contextmanager
+    def _refusals_listed(self, user: str, sql: str) -> Iterator[None]:
+        """A statement that fails before it runs is listed too (status page), then raised."""
+        try:
+            yield
+        except Exception as exc:
+            if isinstance(exc, FlightSqlError):
+                code, message = exc.code, exc.message
+            else:
+                code, message = spark_status(exc) or (grpc.StatusCode.INTERNAL, "")
+            if message:
+                error = FlightManagerError(message)
+                error.code = code
+                self.manager.rejected(user, sql, error)
+            raise
 
     def _metadata(self, spark: "SparkSession", command: Any) -> pa.Table:
         if isinstance(command, cmd.CommandGetCatalogs):
@@ -353,13 +373,14 @@ class FlightSqlService(FlightService):
         spark = call.session.spark
         if isinstance(action, cmd.CreatePreparedStatement):
             _no_transactions(action.transaction_id, "CreatePreparedStatement")
-            statement = classify(spark, action.query)
-            analysed = None
-            if statement.kind is StatementKind.QUERY and not statement.parameter_count:
-                analysed = dataframe(spark, statement, None)
-                dataset_schema: pa.Schema | None = arrow_schema(analysed)
-            else:
-                dataset_schema = self._prepared_schema(spark, statement)
+            with self._refusals_listed(user, action.query):
+                statement = classify(spark, action.query)
+                analysed = None
+                if statement.kind is StatementKind.QUERY and not statement.parameter_count:
+                    analysed = dataframe(spark, statement, None)
+                    dataset_schema: pa.Schema | None = arrow_schema(analysed)
+                else:
+                    dataset_schema = self._prepared_schema(spark, statement)
             handle = StatementHandle.new()
             prepared = PreparedStatement(handle, user, call.session.session_id, statement, dataset_schema)
             prepared.analysed = analysed

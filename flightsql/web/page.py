@@ -121,6 +121,8 @@ def _nodes(status: ClusterStatus) -> str:
     rows = []
     for node in status.nodes:
         this = ' <span class="muted">(this node)</span>' if node.node_id == status.node.node_id else ""
+        if node.draining:
+            this += ' <span class="state state-CANCELLED">draining</span>'
         rows.append(
             "<tr>"
             f"<td><code>{_e(node.node_id)}</code>{this}</td>"

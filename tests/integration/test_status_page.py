@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 #: two partitions over two nodes: each node holds and serves one
 GOOD_SQL = "SELECT id, '<script>alert(1)</script>' AS tag FROM range(0, 1000, 1, 2)"
 BAD_SQL = "SELECT assert_true(id < 5, 'id too large') FROM range(10)"
+REFUSED_SQL = "SELECT * FROM no_such_table_here"  # refused before anything runs
 BROWSERS = ("chromium", "chromium-browser", "chromium-headless-shell")
 
 
@@ -105,6 +106,8 @@ def ran(nodes: list[WatchedNode]) -> dict[str, Any]:
         with pytest.raises(adbc_driver_manager.Error, match="id too large"):
             cur.execute(BAD_SQL)
             cur.fetch_arrow_table()
+        with pytest.raises(adbc_driver_manager.Error, match="no_such_table_here"):
+            cur.execute(REFUSED_SQL)
     for node in nodes:
         wait_until(lambda: (node.query(BAD_SQL) or {}).get("state") == "FAILED", timeout=30,
                    what=f"the failed query on {node.url}")
@@ -131,6 +134,16 @@ def test_every_node_lists_the_queries_with_sql_user_state_and_rows_served(
         bad = node.query(BAD_SQL)
         assert bad is not None and bad["user"] == USER and bad["coordinator"] == ids[0]
         assert "id too large" in bad["error"]
+
+
+def test_a_statement_refused_before_it_ran_is_listed_with_its_error(
+    nodes: list[WatchedNode], ran: dict[str, Any]
+) -> None:
+    refused = nodes[0].query(REFUSED_SQL)  # the node that refused it lists it
+    assert refused is not None, nodes[0].get_json("api/status")["recent"]
+    assert (refused["user"], refused["state"]) == (USER, "FAILED")
+    assert "TABLE_OR_VIEW_NOT_FOUND" in refused["error"] and "no_such_table_here" in refused["error"]
+    assert refused["rows_served"] == 0
 
 
 def test_metrics_are_prometheus_and_count_what_was_served(nodes: list[WatchedNode], ran: dict[str, Any]) -> None:

@@ -227,3 +227,14 @@ def test_a_stopped_server_lets_its_port_go() -> None:
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
     assert running.url() == f"http://127.0.0.1:{port}/"
+
+
+def test_a_draining_node_is_marked() -> None:
+    from dataclasses import replace
+
+    draining = replace(OTHER, draining=True)
+    rendered = page.render(status(nodes=(THIS, draining)), "0.1.0", "n")
+    row = rendered.split("node-b:31337", 1)[1].split("</tr>", 1)[0]
+    assert ">draining<" in row
+    assert ">draining<" not in rendered.split("node-b:31337", 1)[0]
+    assert draining.to_dict()["draining"] is True and THIS.to_dict()["draining"] is False

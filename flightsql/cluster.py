@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -325,7 +326,8 @@ class LocalCluster:
         workers (which end any executor left), the master, the metastore and ZooKeeper."""
         for node in self.nodes:
             if node.process.poll() is None:
-                node.process.terminate()
+                # the whole cluster stops: no node to drain to (SIGTERM would drain first)
+                node.process.send_signal(signal.SIGINT)
         for node in self.nodes:
             try:
                 node.process.wait(60)

@@ -20,7 +20,7 @@ from typing import Callable
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
-from flightmanager.manager import Node
+from flightmanager.records import Node
 from flightmanager.zk.paths import Paths
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 from kazoo.client import KazooClient
 
-from flightmanager.manager import Node
+from flightmanager.records import Node
 from flightmanager.zk.manager import cluster_secret, connect
 from flightmanager.zk.membership import Membership
 from flightmanager.zk.paths import Paths

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flightmanager.errors import FlightManagerError
-from flightmanager.manager import QueryRecord
+from flightmanager.records import QueryRecord
 from flightmanager.query import QueryState
 from flightmanager.status import ClusterStatus, NodeStatus, QueryStatus, Served, StreamTally, merge
 from flightsql.web import page

@@ -1,0 +1,114 @@
+"""What the manager keeps: nodes, endpoints, and its record of each query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from flightmanager.errors import FlightManagerError
+from flightmanager.push import PushTarget
+from flightmanager.query import QueryState, transition
+from flightmanager.spool import ResultSpool
+from flightmanager.status import NodeStatus, QueryStatus, Served, StreamTally
+
+
+@dataclass(frozen=True)
+class Node:
+    """A member of the cluster: where clients read and where executors push."""
+
+    node_id: str
+    public_uri: str
+    internal_uri: str
+    host: str
+    #: the node's HTTP status page, if it runs one
+    status_uri: str | None = None
+
+    def push_target(self) -> PushTarget:
+        return PushTarget(self.node_id, self.internal_uri, self.host)
+
+    def status(self) -> NodeStatus:
+        return NodeStatus(self.node_id, self.public_uri, self.host, self.status_uri)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One node's share of a result."""
+
+    node: Node
+    query_id: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Submitted:
+    query_id: str
+    schema: pa.Schema
+    endpoints: tuple[Endpoint, ...]
+    ordered: bool
+
+
+@dataclass
+class QueryRecord:
+    """What a node knows of a query it coordinates or serves."""
+
+    query_id: str
+    owner: str
+    sql: str
+    schema: pa.Schema
+    ordered: bool
+    created: float
+    expires_at: float
+    state: QueryState = QueryState.PENDING
+    error: FlightManagerError | None = None
+    finished_at: float | None = None
+    spool: ResultSpool | None = field(default=None, repr=False)
+    #: the node that runs the job, and the nodes that hold parts of the result
+    coordinator: str = ""
+    nodes: tuple[Node, ...] = ()
+    #: every partition pushed to the coordinator, one endpoint
+    single: bool = False
+    #: the query registry knows this query (other nodes may hold parts of it)
+    shared: bool = False
+    #: for an EXPIRED record: the state it had before it expired
+    outcome: QueryState | None = None
+    #: what each stream of this node served (one tally per stream)
+    tallies: list[StreamTally] = field(default_factory=list, repr=False)
+    #: the coordinator has counted the query's end in the metrics
+    counted: bool = field(default=False, repr=False)
+    #: the node's own business (its warm-up): in no metric and on no status page
+    internal: bool = False
+    #: streams of this node's part open now, and whether one has delivered all of it
+    open_streams: int = field(default=0, repr=False)
+    delivered: bool = field(default=False, repr=False)
+
+    def needed(self) -> bool:
+        """Would a reader still lose something if this node went away now?"""
+        if self.internal or self.spool is None:
+            return False
+        if self.state in (QueryState.PENDING, QueryState.RUNNING):
+            return True
+        return self.state is QueryState.FINISHED and (self.open_streams > 0 or not self.delivered)
+
+    def move(self, target: QueryState) -> None:
+        self.state = transition(self.state, target)
+
+    def status(self, node_id: str) -> QueryStatus:
+        """This node's view of the query."""
+        served = {node_id: Served.of(self.tallies)} if self.tallies else {}
+        return QueryStatus(
+            self.query_id, self.owner, self.sql, self.state.value, self.coordinator, self.created,
+            self.finished_at, None if self.error is None else self.error.message, served,
+            None if self.outcome is None else self.outcome.value,
+        )
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    memory_budget: int = 512 * 1024 * 1024
+    disk_budget: int = 64 * 1024 * 1024 * 1024
+    spill_dir: Path = Path("work/spill")
+    result_ttl: float = 600.0
+    #: finished and failed queries kept for status pages after their results expire
+    history: int = 200

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from flightmanager.flight.service import bind_server, serve, start_server
 from flightmanager.internal import InternalFlightService
-from flightmanager.manager import Node, SpoolSettings
+from flightmanager.records import Node, SpoolSettings
 from flightmanager.zk.embedded import EmbeddedZooKeeper
 from flightmanager.zk.manager import ZooKeeperFlightManager, cluster_secret
 from flightmanager.zk.manager import connect as zk_connect

@@ -537,16 +537,24 @@ class LocalFlightManager(SparkFlightManager):
 
     def _abandon(self, query_id: str) -> None:
         """The drain ran out of time with ``query_id`` not read: fail it."""
-        record = self._records.get(query_id)
-        if record is None:
-            return
         error = NodeLost(f"query {query_id} failed: node {self.node.node_id} was stopped before its part was read")
-        if record.state in (QueryState.PENDING, QueryState.RUNNING):
-            self.spark.sparkContext.cancelJobGroup(query_id)
+        record = self._records.get(query_id)
+        if record is not None:
+            self._fail_with(record, error)
+        else:
+            self._failed_unheld(query_id, error)
+
+    def _fail_with(self, record: QueryRecord, error: FlightManagerError) -> None:
+        """End ``record`` as FAILED with ``error``: its job stops, its readers get the error."""
+        if record.coordinator == self.node.node_id and record.state in (QueryState.PENDING, QueryState.RUNNING):
+            self.spark.sparkContext.cancelJobGroup(record.query_id)
         with self._lock:
             record.state, record.error = QueryState.FAILED, error
             record.finished_at = record.finished_at or time.time()
         self._failed(record, error)
+
+    def _failed_unheld(self, query_id: str, error: FlightManagerError) -> None:
+        """Fail a query this node has no record of yet (nothing to tell: one node)."""
 
     def _forget_old(self) -> None:
         expired = [r for r in self._records.values() if r.state is QueryState.EXPIRED]

@@ -23,8 +23,8 @@ SERVICE_NAME = "arrow.flight.protocol.FlightService"
 ErrorMapper = Callable[[BaseException], "tuple[grpc.StatusCode, str] | None"]
 
 
-def status_of(exc: BaseException, mapper: ErrorMapper | None = None) -> tuple[grpc.StatusCode, str]:
-    """The gRPC status for an exception raised by a handler."""
+def known_status(exc: BaseException, mapper: ErrorMapper | None = None) -> tuple[grpc.StatusCode, str] | None:
+    """The gRPC status an exception names (its ``code``, or the mapper's), or None if it names none."""
     if mapper is not None:
         mapped = mapper(exc)
         if mapped is not None:
@@ -32,6 +32,14 @@ def status_of(exc: BaseException, mapper: ErrorMapper | None = None) -> tuple[gr
     code = getattr(exc, "code", None)
     if isinstance(code, grpc.StatusCode):
         return code, str(getattr(exc, "message", None) or exc)
+    return None
+
+
+def status_of(exc: BaseException, mapper: ErrorMapper | None = None) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status for an exception raised by a handler."""
+    known = known_status(exc, mapper)
+    if known is not None:
+        return known
     log.error("internal error", exc_info=exc)
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
 

@@ -120,10 +120,16 @@ class ZooKeeperFlightManager(LocalFlightManager):
 
     def _failed(self, record: QueryRecord, error: FlightManagerError) -> None:
         super()._failed(record, error)
+        self._end_in_registry(record.query_id, error, record.finished_at or time.time())
+
+    def _failed_unheld(self, query_id: str, error: FlightManagerError) -> None:
+        self._end_in_registry(query_id, error, time.time())
+
+    def _end_in_registry(self, query_id: str, error: FlightManagerError, finished: float) -> None:
+        """Record the query's end for every node, unless it has ended already."""
         state = QueryState.CANCELLED if isinstance(error, QueryCancelled) else QueryState.FAILED
-        finished = record.finished_at or time.time()
         self.registry.update(
-            record.query_id,
+            query_id,
             lambda info: None if QueryState(info.state).terminal
             else _with(info, state=state.value, error=error.message, error_code=error.code.name, finished=finished),
         )
@@ -230,20 +236,8 @@ class ZooKeeperFlightManager(LocalFlightManager):
     def _lost(self, record: QueryRecord, node_id: str) -> None:
         cause = "coordinator" if node_id == record.coordinator else "node holding part of the result"
         error = NodeLost(f"query {record.query_id} failed: {cause} {node_id} was lost")
-        if record.coordinator == self.node.node_id and record.state is QueryState.RUNNING:
-            self.spark.sparkContext.cancelJobGroup(record.query_id)
-        record.state, record.error = QueryState.FAILED, error
-        finished = record.finished_at = record.finished_at or time.time()
-        if record.spool is not None:
-            record.spool.fail(error)
         log.warning("%s", error.message)
-        self.registry.update(
-            record.query_id,
-            lambda info: None if QueryState(info.state).terminal
-            else _with(
-                info, state=QueryState.FAILED.value, error=error.message, error_code=error.code.name, finished=finished,
-            ),
-        )
+        self._fail_with(record, error)
 
     # -- draining ------------------------------------------------------------------
     def _is_draining(self, node_id: str) -> bool:
@@ -260,18 +254,6 @@ class ZooKeeperFlightManager(LocalFlightManager):
             if info.nodes and self.node.node_id in info.nodes and info.state in live and query_id not in self._records:
                 left.add(query_id)
         return left
-
-    def _abandon(self, query_id: str) -> None:
-        if query_id in self._records:
-            super()._abandon(query_id)
-            return
-        message = f"query {query_id} failed: node {self.node.node_id} was stopped before its part was read"
-        self.registry.update(
-            query_id,
-            lambda info: None if QueryState(info.state).terminal
-            else _with(info, state=QueryState.FAILED.value, error=message, error_code="UNAVAILABLE",
-                       finished=time.time()),
-        )
 
     def stop(self) -> None:
         self.membership.stop()

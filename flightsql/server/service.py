@@ -20,7 +20,7 @@ import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from flightmanager.flight import Flight_pb2 as pb
-from flightmanager.flight.service import FlightService
+from flightmanager.flight.service import FlightService, known_status
 from flightmanager.flight.wire import (
     decode_stream,
     parse_flight_data,
@@ -33,7 +33,7 @@ from flightmanager.log_context import query_context
 from flightmanager.manager import Submitted, arrow_schema
 from flightsql.auth import Authenticator, Principal
 from flightsql.catalog import schemas
-from flightsql.errors import FlightSqlError, InvalidArgument, Unavailable, Unimplemented
+from flightsql.errors import InvalidArgument, Unavailable, Unimplemented
 from flightsql.protocol import commands as cmd
 from flightsql.protocol import results
 from flightsql.server import ingest, metadata
@@ -168,13 +168,10 @@ class FlightSqlService(FlightService):
         try:
             yield
         except Exception as exc:
-            if isinstance(exc, FlightSqlError):
-                code, message = exc.code, exc.message
-            else:
-                code, message = spark_status(exc) or (grpc.StatusCode.INTERNAL, "")
-            if message:
-                error = FlightManagerError(message)
-                error.code = code
+            known = known_status(exc, self.error_mapper)
+            if known is not None:  # an unexpected failure is logged and reported where it surfaces
+                error = FlightManagerError(known[1])
+                error.code = known[0]
                 self.manager.rejected(user, sql, error)
             raise
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError, NoNodeError, NotEmptyError, RolledBackError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError, RolledBackError
 
 from flightmanager.query import QueryState
 from flightmanager.status import Served
@@ -97,15 +97,15 @@ class QueryRegistry:
                 data, stat = self.client.retry(self.client.get, path)
             except NoNodeError:
                 return None
-            new = change(QueryInfo.from_bytes(data))
+            current = QueryInfo.from_bytes(data)
+            new = change(current)
             if new is None:
-                return QueryInfo.from_bytes(data)
+                return current
             try:
                 self.client.retry(self.client.set, path, new.to_bytes(), version=stat.version)
                 return new
-            except Exception as exc:  # BadVersionError: someone else wrote first; read again
-                if type(exc).__name__ != "BadVersionError":
-                    raise
+            except BadVersionError:  # someone else wrote first: read again
+                continue
 
     def claim(self, query_id: str, partition: int, node_id: str, attempt: int) -> bool:
         """First committed attempt of a partition wins, across all nodes."""

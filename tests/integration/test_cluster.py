@@ -205,8 +205,10 @@ def test_losing_a_node_fails_every_stream_quickly(cluster: list[RunningNode]) ->
 
 
 def test_a_drained_node_leaves_once_its_results_are_read(cluster: list[RunningNode]) -> None:
-    # runs after the SIGKILL test: nodes 0 and 1 are left
+    # runs after the SIGKILL test: nodes 0 and 1 are left, once the first has seen node 2 go
+    # (a failed push may end that test before ZooKeeper's session timeout does)
     first, leaving = cluster[0], cluster[1]
+    wait_until(lambda: any("left the cluster" in line for line in first.log_lines), 45, "node 2's departure")
     before = _info(first, SPREAD_SQL)
     assert sorted(e.locations[0].uri.decode() for e in before.endpoints) == sorted([first.uri, leaving.uri])
     ours = next(e for e in before.endpoints if e.locations[0].uri.decode() == first.uri)

@@ -96,6 +96,23 @@ OPTIONS: tuple[Option, ...] = (
     Option("--drain-timeout", "drain_timeout",
            "on SIGTERM, seconds to drain: the node takes no new work and waits until the results it holds "
            "have been read, then stops (0: stop at once; SIGINT or a second signal always stops at once)", float),
+    Option("--policy", "policy_file",
+           "authorization policy file (users, groups; catalog/schema/table patterns; select, modify, create, "
+           "drop, admin); unset: every user may use every table, and the log says so", Path),
+    Option("--allow-server-access", "allow_server_access",
+           "comma-separated features that reach the node's OS or JVM and are refused to users unless listed "
+           "here, for trusted deployments: script-transform, reflection, path-sources, resources, "
+           "external-locations, functions (or 'all')"),
+    Option("--zookeeper-credential", "zookeeper_credential_file",
+           "file holding the cluster's ZooKeeper credential ('user:password'); every znode of the cluster is "
+           "readable and writable only with it (unset with --zookeeper: WORK_DIR/zookeeper.credential is "
+           "created; share it with every node)", Path),
+    Option("--status-open", "status_open",
+           "serve the status page, /api/status and /metrics without a login (trusted networks only)",
+           switch=True),
+    Option("--spark-ui", "spark_ui",
+           "start Spark's web UI, bound to --host (off by default: it lists every job of every user)",
+           switch=True),
     Option("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR"),
     Option("--log-format", "log_format", "text: one readable line per record; json: one JSON object per line",
            choices=LOG_FORMATS),

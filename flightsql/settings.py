@@ -52,6 +52,11 @@ class Settings:
     log_format: str = "text"
     http_port: int | None = None
     drain_timeout: float = 30.0
+    policy_file: Path | None = None
+    allow_server_access: str = ""
+    zookeeper_credential_file: Path | None = None
+    status_open: bool = False
+    spark_ui: bool = False
 
     @property
     def public_host(self) -> str:
@@ -111,6 +116,11 @@ FILE_KEYS: dict[str, str] = {
     "log_format": "spark.flight.log.format",
     "http_port": "spark.flight.http.port",
     "drain_timeout": "spark.flight.drainTimeout",
+    "policy_file": "spark.flight.auth.policyFile",
+    "allow_server_access": "spark.flight.sql.allowServerAccess",
+    "zookeeper_credential_file": "spark.flight.manager.zookeeper.credentialFile",
+    "status_open": "spark.flight.http.open",
+    "spark_ui": "spark.flight.sparkUi",
 }
 _FIELD_OF_KEY = {key: name for name, key in FILE_KEYS.items()}
 _TYPES = {f.name: str(f.type) for f in fields(Settings)}

@@ -42,7 +42,7 @@ class BudgetExceeded(FlightManagerError):
 
 
 class PushRefused(FlightManagerError):
-    """A push to the internal server without the cluster secret or for no known query."""
+    """A push to the internal server without its query's MAC, malformed, or for no known query."""
 
     code = grpc.StatusCode.PERMISSION_DENIED
 

@@ -1,13 +1,13 @@
 """The internal Flight server: where executors push result batches.
 
-Clients never talk to it.  A push is accepted only with the cluster secret and only
-for a query this node holds a spool for; its batches are stored as they arrive (the
+Clients never talk to it.  A push is accepted only with its query's MAC (made with the
+cluster's push key, see :mod:`flightmanager.keys`) and only for a query this node holds a
+spool for; its batches are stored as they arrive (the
 node never decodes them) and the attempt commits when the stream ends cleanly.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import struct
 from typing import Callable, Iterable, Iterator
@@ -25,6 +25,7 @@ from flightmanager.flight.wire import (
     parse_flight_data,
     schema_from_message,
 )
+from flightmanager.keys import check_push_mac
 from flightmanager.log_context import query_context
 from flightmanager.push import PushHeader, parse_completion
 from flightmanager.spool import ResultSpool
@@ -37,12 +38,12 @@ class InternalFlightService(FlightService):
 
     def __init__(
         self,
-        secret: str,
+        push_key: bytes,
         spool_of: Callable[[str], ResultSpool | None],
         on_exhausted: Callable[[str], None] = lambda query_id: None,
         on_pushed: Callable[[str, int, bool], None] = lambda query_id, rows, committed: None,
     ) -> None:
-        self._secret = secret.encode()
+        self._push_key = push_key
         self._spool_of = spool_of
         self._on_exhausted = on_exhausted
         #: a push ended: (query, rows, committed) -- committed False: another attempt won
@@ -57,9 +58,10 @@ class InternalFlightService(FlightService):
             command = pb.FlightDescriptor.FromString(first.descriptor).cmd
             header = PushHeader.decode(command)
         except Exception as exc:  # noqa: BLE001
-            raise PushRefused("push refused: malformed push header") from exc
-        if not hmac.compare_digest(header.secret.encode(), self._secret):
-            raise PushRefused("push refused: wrong cluster secret")
+            detail = str(exc) if isinstance(exc, ValueError) and "version" in str(exc) else "malformed push header"
+            raise PushRefused(f"push refused: {detail}") from exc
+        if not check_push_mac(self._push_key, header.query_id, header.mac):
+            raise PushRefused("push refused: the push is not signed for this query")
         with query_context(header.query_id):
             result = self._receive(header, first, requests, context)
         yield result

@@ -12,7 +12,6 @@ from __future__ import annotations
 import abc
 import heapq
 import logging
-import secrets
 import shutil
 import threading
 import time
@@ -32,6 +31,7 @@ from flightmanager.errors import (
     ResultNotFound,
 )
 from flightmanager.flight.wire import EncodedBatch
+from flightmanager.keys import push_mac
 from flightmanager.log_context import iterate_in_query, query_context
 from flightmanager.push import FAIL_AFTER_COMMIT, pusher
 from flightmanager.query import QueryState
@@ -99,10 +99,11 @@ class SparkFlightManager(abc.ABC):
 class LocalFlightManager(SparkFlightManager):
     """One node: executors push every partition to this node's internal server."""
 
-    def __init__(self, spark: "SparkSession", node: Node, secret: str, settings: SpoolSettings) -> None:
+    def __init__(self, spark: "SparkSession", node: Node, push_key: bytes, settings: SpoolSettings) -> None:
         self.spark = spark
         self.node = node
-        self.secret = secret
+        #: proves pushes (see flightmanager.keys): executors get a per-query MAC, never this key
+        self._push_key = push_key
         self.settings = settings
         self.memory = ByteBudget("memory", settings.memory_budget)
         self.disk = ByteBudget("spill disk", settings.disk_budget)
@@ -280,7 +281,7 @@ class LocalFlightManager(SparkFlightManager):
         try:
             targets = [n.push_target() for n in self._targets(record)]
             fail_after_commit = (df.sparkSession.conf.get(FAIL_AFTER_COMMIT, "false") or "").lower() == "true"
-            push = pusher(query_id, targets, self.secret, record.schema, fail_after_commit)
+            push = pusher(query_id, targets, push_mac(self._push_key, query_id), record.schema, fail_after_commit)
             summary = arrow_batches(df).mapPartitions(push).collect()
             manifests: dict[str, dict[int, int]] = {t.node_id: {} for t in targets}
             for partition, _attempt, rows, _bytes, node_id, committed in summary:
@@ -596,6 +597,3 @@ def arrow_batches(df: "DataFrame"):  # type: ignore[no-untyped-def]
     jrdd = df._jdf.toArrowBatchRdd().toJavaRDD()
     return RDD(jrdd, df.sparkSession.sparkContext, NoOpSerializer())
 
-
-def new_secret() -> str:
-    return secrets.token_hex(32)

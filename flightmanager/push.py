@@ -32,26 +32,39 @@ class PushTarget:
 
 @dataclass(frozen=True)
 class PushHeader:
-    """What a push says about itself (carried as the DoPut descriptor's command)."""
+    """What a push says about itself (carried as the DoPut descriptor's command).
+
+    ``mac`` proves the push belongs to the query (:func:`flightmanager.keys.push_mac`);
+    no key or secret ever travels in a push."""
 
     query_id: str
     partition: int
     attempt: int
-    secret: str
+    mac: str
 
     def encode(self) -> bytes:
-        return b"fm1:" + json.dumps(
-            {"q": self.query_id, "p": self.partition, "a": self.attempt, "s": self.secret}
+        return _HEADER_V2 + json.dumps(
+            {"q": self.query_id, "p": self.partition, "a": self.attempt, "m": self.mac}
         ).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> "PushHeader":
-        if not data.startswith(b"fm1:"):
+        if data.startswith(_HEADER_V1):
+            raise ValueError("push header version 1 (it carried the cluster secret) is no longer accepted")
+        if not data.startswith(_HEADER_V2):
             raise ValueError("not a push header")
-        doc = json.loads(data[4:])
-        return cls(str(doc["q"]), int(doc["p"]), int(doc["a"]), str(doc["s"]))
+        doc = json.loads(data[len(_HEADER_V2):])
+        if not isinstance(doc, dict):
+            raise ValueError("not a push header")
+        query_id, partition, attempt, mac = doc["q"], doc["p"], doc["a"], doc["m"]
+        if not (isinstance(query_id, str) and isinstance(mac, str)
+                and type(partition) is int and type(attempt) is int and partition >= 0 and attempt >= 0):
+            raise ValueError("push header fields have the wrong types")
+        return cls(query_id, partition, attempt, mac)
 
 
+_HEADER_V1 = b"fm1:"
+_HEADER_V2 = b"fm2:"
 _COMPLETE = b"fm-complete:"
 
 #: Fault injection for tests of exactly-once delivery (a Spark SQL setting of the
@@ -124,12 +137,13 @@ class InjectedFailure(RuntimeError):
 
 
 def pusher(
-    query_id: str, targets: Sequence[PushTarget], secret: str, schema: pa.Schema, fail_after_commit: bool = False
+    query_id: str, targets: Sequence[PushTarget], mac: str, schema: pa.Schema, fail_after_commit: bool = False
 ) -> Callable[[Iterator[bytes]], Iterator[tuple[int, int, int, int, str, bool]]]:
     """The function each task runs on its partition of the JVM's Arrow batch RDD.
 
     Elements are Arrow IPC record batch messages made by Spark's own Arrow writer;
-    they are forwarded as FlightData without being decoded.  Yields one summary tuple:
+    they are forwarded as FlightData without being decoded; ``mac`` is the query's push
+    proof (the only credential an executor holds).  Yields one summary tuple:
     (partition, attempt, rows, bytes, node id, committed).
     """
     targets = tuple(targets)
@@ -140,7 +154,7 @@ def pusher(
         context = TaskContext.get()
         partition, attempt = context.partitionId(), context.attemptNumber()
         target = choose_target(targets, partition, socket.gethostname())
-        header = PushHeader(query_id, partition, attempt, secret)
+        header = PushHeader(query_id, partition, attempt, mac)
         totals = [0, 0]
         replies = list(_do_put(target.internal_uri)(_push_messages(header, schema, ipc_messages, totals)))
         committed = bool(replies) and replies[-1].endswith(b"committed")

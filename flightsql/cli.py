@@ -52,6 +52,10 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("file", type=Path)
     add.add_argument("user")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    remove = users_commands.add_parser(
+        "remove", help="remove a user (a running node refuses their logins and tokens at once)")
+    remove.add_argument("file", type=Path)
+    remove.add_argument("user")
 
     from flightsql.client import add_query_parser
 
@@ -132,8 +136,14 @@ def _cluster(args: argparse.Namespace, node_args: list[str]) -> int:
 
 
 def _users(args: argparse.Namespace) -> int:
-    from flightsql.auth import add_user
+    from flightsql.auth import add_user, remove_user
 
+    if args.users_command == "remove":
+        if not remove_user(args.file, args.user):
+            print(f"flightsql users remove: no user {args.user} in {args.file}", file=sys.stderr)
+            return 1
+        print(f"removed {args.user} from {args.file}")
+        return 0
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:

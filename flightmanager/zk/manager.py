@@ -71,7 +71,7 @@ class ZooKeeperFlightManager(LocalFlightManager):
         self,
         spark: "SparkSession",
         node: Node,
-        secret: str,
+        push_key: bytes,
         settings: SpoolSettings,
         client: KazooClient,
         paths: Paths,
@@ -81,7 +81,7 @@ class ZooKeeperFlightManager(LocalFlightManager):
         self.registry = QueryRegistry(client, paths)
         # what this node served is recorded off the streaming path, in order, one write at a time
         self._served_writer = ThreadPoolExecutor(1, thread_name_prefix="served-writer")
-        super().__init__(spark, node, secret, settings)
+        super().__init__(spark, node, push_key, settings)
         self.membership = Membership(client, paths, node, self._departed).start()
         metrics.LIVE_NODES.labels(node.node_id).set_function(lambda: len(self.membership.live()))
 

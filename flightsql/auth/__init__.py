@@ -5,18 +5,21 @@ from flightsql.auth.authenticator import (
     Authenticator,
     load_or_create_secret,
 )
-from flightsql.auth.tokens import ANONYMOUS, Principal, TokenSigner
-from flightsql.auth.users import UserStore, UsersFileError, add_user, hash_password
+from flightsql.auth.tokens import ANONYMOUS, Claims, Principal, TokenSigner
+from flightsql.auth.users import UsersFile, UserStore, UsersFileError, add_user, hash_password, remove_user
 
 __all__ = [
     "ANONYMOUS",
     "AuthResult",
+    "Claims",
     "Authenticator",
     "Principal",
     "TokenSigner",
     "UserStore",
+    "UsersFile",
     "UsersFileError",
     "add_user",
     "hash_password",
     "load_or_create_secret",
+    "remove_user",
 ]

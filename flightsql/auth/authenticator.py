@@ -1,10 +1,11 @@
 """Authentication of Flight calls from their ``authorization`` header.
 
 Clients log in with ``authorization: Basic base64(user:password)`` (on the
-Handshake call or on any call) and receive ``authorization: Bearer <token>`` in
-the response headers; later calls carry that bearer token.  Tokens are signed
-with a secret shared by all nodes (:func:`load_or_create_secret`), so any node
-accepts a token issued by another.
+Handshake call or on any call; padded or not, as ADBC sends it) and receive
+``authorization: Bearer <token>`` in the response headers; later calls carry that
+bearer token.  Tokens are signed with a key every node derives from the cluster
+secret (:func:`load_or_create_secret`, :mod:`flightmanager.keys`), so any node accepts
+a token issued by another, as long as its user still exists with the same password.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Protocol
+
 from flightsql.auth.tokens import ANONYMOUS, Principal, TokenSigner
-from flightsql.auth.users import PathLike, UserStore
-from flightsql.errors import Unauthenticated
+from flightsql.auth.users import PathLike, UserStore, UsersFileError
+from flightsql.errors import Unauthenticated, Unavailable
 
 _LOG = logging.getLogger(__name__)
 
@@ -69,11 +72,16 @@ def _split(value: str) -> tuple[str, str]:
 
 
 def _basic_credentials(param: str) -> tuple[str, str]:
-    """Decode ``base64(user:password)``; raise :class:`Unauthenticated` if malformed."""
+    """Decode ``base64(user:password)``, with or without its ``=`` padding (RFC 7617
+    asks for padding; ADBC leaves it out); raise :class:`Unauthenticated` if malformed."""
     if len(param) > MAX_HEADER_CHARS:
         raise Unauthenticated("Basic credentials malformed: too long")
+    unpadded = param.rstrip("=")
+    if len(param) - len(unpadded) > 2 or len(unpadded) % 4 == 1:
+        raise Unauthenticated("Basic credentials malformed: not base64 of 'user:password'")
     try:
-        text = base64.b64decode(param.encode("ascii"), validate=True).decode("utf-8")
+        padded = unpadded + "=" * (-len(unpadded) % 4)
+        text = base64.b64decode(padded.encode("ascii"), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         raise Unauthenticated(
             "Basic credentials malformed: not base64 of 'user:password'"
@@ -84,12 +92,25 @@ def _basic_credentials(param: str) -> tuple[str, str]:
     return user, password
 
 
+class UserSource(Protocol):
+    """Where the users come from: a fixed :class:`UserStore` or a :class:`UsersFile`."""
+
+    def current(self) -> UserStore: ...
+
+
 class Authenticator:
     """Decides who a call runs as; ``users=None`` disables authentication."""
 
-    def __init__(self, users: UserStore | None, signer: TokenSigner) -> None:
+    def __init__(self, users: UserSource | None, signer: TokenSigner) -> None:
         self.users = users
         self.signer = signer
+
+    def _store(self) -> UserStore:
+        assert self.users is not None
+        try:
+            return self.users.current()
+        except UsersFileError:
+            raise Unavailable("the server's users file is unusable: no login is possible until it is fixed") from None
 
     @property
     def enabled(self) -> bool:
@@ -97,10 +118,20 @@ class Authenticator:
         return self.users is not None
 
     def _login_headers(
-        self, user: str, now: float | None
+        self, user: str, now: float | None, stamp: str = ""
     ) -> tuple[tuple[str, str], ...]:
         """Response headers handing a fresh bearer token for ``user`` to the client."""
-        return ((AUTHORIZATION, f"Bearer {self.signer.issue(user, now)}"),)
+        return ((AUTHORIZATION, f"Bearer {self.signer.issue(user, now, stamp)}"),)
+
+    def _token(self, token: str, now: float | None) -> Principal:
+        """The principal of a bearer token whose user still exists with the same password."""
+        claims = self.signer.verify(token, now)
+        credential = self._store().credential(claims.user)
+        if credential is None:
+            raise Unauthenticated("token refused: its user no longer exists")
+        if claims.stamp != self.signer.stamp(claims.user, credential):
+            raise Unauthenticated("token refused: the password changed since login; log in again")
+        return Principal(claims.user, claims.expires_at)
 
     def authenticate(
         self, metadata: Mapping[str, str], now: float | None = None
@@ -119,12 +150,14 @@ class Authenticator:
         if scheme == "bearer":
             if not param:
                 raise Unauthenticated("bearer token missing")
-            return AuthResult(self.signer.verify(param, now))
+            return AuthResult(self._token(param, now))
         if scheme == "basic":
             user, password = _basic_credentials(param)
-            if not self.users.verify(user, password):
+            store = self._store()
+            if not store.verify(user, password):
                 raise Unauthenticated(INVALID_CREDENTIALS)
-            return AuthResult(Principal(user, None), self._login_headers(user, now))
+            stamp = self.signer.stamp(user, store.credential(user) or "")
+            return AuthResult(Principal(user, None), self._login_headers(user, now, stamp))
         raise Unauthenticated(LOGIN_REQUIRED)
 
     def _anonymous(self, metadata: Mapping[str, str], now: float | None) -> AuthResult:

@@ -1,10 +1,13 @@
-"""Signed bearer tokens that every node sharing the secret accepts.
+"""Signed bearer tokens that every node of a cluster accepts.
 
-A token is ``v1.<payload>.<signature>``: ``payload`` is the base64url (unpadded)
-JSON object ``{"user", "iat", "exp"}`` and ``signature`` the base64url HMAC-SHA256,
-keyed with the cluster secret, over ``v1.<payload>``.  No server-side state is
-kept, so a token issued by one node is valid on any node with the same secret
-until it expires.
+A token is ``v2.<payload>.<signature>``: ``payload`` is the base64url (unpadded)
+JSON object ``{"user", "iat", "exp", "stamp"}`` and ``signature`` the base64url
+HMAC-SHA256 over ``v2.<payload>``, keyed with the cluster's token key (derived from
+the cluster secret for this use alone, see :mod:`flightmanager.keys`).  ``stamp``
+binds the token to the user's credential as it was at login (:meth:`TokenSigner.stamp`):
+the authenticator compares it with the users file of the moment, so removing a user
+or changing a password ends the user's tokens on every node.  A token lives at most
+the signer's lifetime, whatever its payload claims.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from typing import TypeGuard
 
 from flightsql.errors import Unauthenticated
 
-VERSION = "v1"
+VERSION = "v2"
+#: tolerated clock difference between the node that issued a token and one that checks it
+CLOCK_SKEW_SECONDS = 60
 MIN_SECRET_BYTES = 16
 MAX_TOKEN_CHARS = 4096
 
@@ -39,6 +44,15 @@ class Principal:
 
 ANONYMOUS = Principal("anonymous", None)
 """The principal of every call when authentication is disabled."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a verified token says: its user, its expiry and its credential stamp."""
+
+    user: str
+    expires_at: float
+    stamp: str
 
 
 def _b64encode(data: bytes) -> str:
@@ -66,11 +80,11 @@ def _is_time(value: object) -> TypeGuard[int | float]:
 
 
 class TokenSigner:
-    """Issues and verifies bearer tokens signed with a shared secret."""
+    """Issues and verifies bearer tokens signed with the cluster's token key."""
 
     def __init__(self, secret: bytes, ttl_seconds: int = 3600) -> None:
         if len(secret) < MIN_SECRET_BYTES:
-            raise ValueError(f"token secret must be at least {MIN_SECRET_BYTES} bytes")
+            raise ValueError(f"token key must be at least {MIN_SECRET_BYTES} bytes")
         if ttl_seconds <= 0:
             raise ValueError("token lifetime must be positive")
         self._secret = bytes(secret)
@@ -81,21 +95,29 @@ class TokenSigner:
         mac = hmac.new(self._secret, signed_part.encode("ascii"), hashlib.sha256)
         return _b64encode(mac.digest())
 
-    def issue(self, user: str, now: float | None = None) -> str:
+    def stamp(self, user: str, credential: str) -> str:
+        """A short keyed digest of ``user``'s stored credential (their password hash):
+        it changes when the password does, and reveals nothing of it."""
+        mac = hmac.new(self._secret, b"stamp\x00" + user.encode("utf-8") + b"\x00" + credential.encode("utf-8"),
+                       hashlib.sha256)
+        return _b64encode(mac.digest()[:12])
+
+    def issue(self, user: str, now: float | None = None, stamp: str = "") -> str:
         """Return a token for ``user`` valid for ``ttl_seconds`` from ``now``."""
         if not user:
             raise ValueError("user name is empty")
         iat = int(time.time() if now is None else now)
-        payload = {"user": user, "iat": iat, "exp": iat + self.ttl_seconds}
+        payload = {"user": user, "iat": iat, "exp": iat + self.ttl_seconds, "stamp": stamp}
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
         signed_part = f"{VERSION}.{_b64encode(body.encode('utf-8'))}"
         return f"{signed_part}.{self._sign(signed_part)}"
 
-    def verify(self, token: str, now: float | None = None) -> Principal:
-        """Return the principal of ``token``.
+    def verify(self, token: str, now: float | None = None) -> Claims:
+        """Return the claims of ``token``.
 
         Raises :class:`Unauthenticated` if it is malformed, of an unknown version,
-        not signed with this secret, or expired.
+        not signed with this key, issued in the future, longer-lived than this
+        signer's lifetime, or expired.
         """
         if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
             raise Unauthenticated("token malformed")
@@ -104,19 +126,23 @@ class TokenSigner:
             raise Unauthenticated("token malformed")
         version, payload_b64, signature = parts
         if version != VERSION:
-            raise Unauthenticated(f"token version not supported (expected {VERSION})")
+            raise Unauthenticated(f"token version not supported (expected {VERSION}): log in again")
         expected = self._sign(f"{version}.{payload_b64}")
         if not hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8")):
             raise Unauthenticated("token signature invalid")
-        user, exp = self._decode_payload(payload_b64)
+        user, iat, exp, stamp = self._decode_payload(payload_b64)
         current = time.time() if now is None else now
+        if iat > current + CLOCK_SKEW_SECONDS:
+            raise Unauthenticated("token issued in the future: log in again")
+        if exp - iat > self.ttl_seconds:
+            raise Unauthenticated(f"token lives longer than the {self.ttl_seconds} s this server allows: log in again")
         if current >= exp:
             raise Unauthenticated("token expired: log in again")
-        return Principal(user, float(exp))
+        return Claims(user, exp, stamp)
 
     @staticmethod
-    def _decode_payload(payload_b64: str) -> tuple[str, float]:
-        """Return ``(user, exp)`` of a signed payload; raise if it is malformed."""
+    def _decode_payload(payload_b64: str) -> tuple[str, float, float, str]:
+        """Return ``(user, iat, exp, stamp)`` of a signed payload; raise if it is malformed."""
         try:
             payload = json.loads(_b64decode(payload_b64).decode("utf-8"))
         except ValueError:
@@ -124,8 +150,9 @@ class TokenSigner:
         if not isinstance(payload, dict):
             raise Unauthenticated("token payload malformed")
         user, iat, exp = payload.get("user"), payload.get("iat"), payload.get("exp")
-        if not isinstance(user, str) or not user:
+        stamp = payload.get("stamp")
+        if not isinstance(user, str) or not user or not isinstance(stamp, str):
             raise Unauthenticated("token payload malformed")
         if not _is_time(iat) or not _is_time(exp):
             raise Unauthenticated("token payload malformed")
-        return user, float(exp)
+        return user, float(iat), float(exp), stamp

@@ -9,9 +9,11 @@ is loaded, with the file name and line number in the message.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,8 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
 PathLike = Union[str, os.PathLike[str]]
+
+_LOG = logging.getLogger(__name__)
 
 HASH_PREFIX = "$argon2id$"
 """Every stored hash starts with this prefix (PHC format, argon2id variant)."""
@@ -129,6 +133,14 @@ class UserStore:
     def __len__(self) -> int:
         return len(self._hashes)
 
+    def current(self) -> "UserStore":
+        """This store (a fixed set of users; see :class:`UsersFile` for one that follows its file)."""
+        return self
+
+    def credential(self, user: str) -> str | None:
+        """The stored hash of ``user`` (what a token's stamp is made from), or None."""
+        return self._hashes.get(user)
+
     def usernames(self) -> tuple[str, ...]:
         """Return the user names, sorted."""
         return tuple(sorted(self._hashes))
@@ -165,6 +177,47 @@ class UserStore:
                 )
             self._dummy = hasher.hash(secrets.token_urlsafe(16))
         return self._dummy
+
+
+class UsersFile:
+    """The users of a users file as it is now: edits take effect on a running node.
+
+    Every call checks the file's identity (inode, size, modification time), which costs
+    one ``stat``; the file is read again only when it changed.  A file that has become
+    unreadable or malformed refuses every login and token (fail closed) until it is fixed,
+    rather than keep users that an edit may have removed.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._store = UserStore.load(self.path)  # a bad file at start stops the node
+        self._signature = self._stat()
+        self._error: str | None = None
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def current(self) -> UserStore:
+        """The users now; raises :class:`UsersFileError` while the file is unusable."""
+        signature = self._stat()
+        with self._lock:
+            if signature != self._signature:
+                self._signature = signature
+                try:
+                    self._store = UserStore.load(self.path)
+                    self._error = None
+                    _LOG.info("users file %s reloaded: %d users", self.path, len(self._store))
+                except UsersFileError as exc:
+                    self._error = str(exc)
+                    _LOG.error("users file unusable, every login is refused until it is fixed: %s", exc)
+            if self._error is not None:
+                raise UsersFileError(self._error)
+            return self._store
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -219,3 +272,20 @@ def add_user(path: PathLike, user: str, password: str) -> bool:
         lines[existing.index] = line
     _write_atomically(p, "\n".join(lines) + "\n")
     return existing is None
+
+
+def remove_user(path: PathLike, user: str) -> bool:
+    """Remove ``user`` from the users file at ``path``; returns whether they were there.
+
+    Comments and other users are kept; the file is rewritten atomically.  A running
+    node refuses the user's logins and tokens from its next call on."""
+    p = Path(path)
+    text = _read(p)
+    entries = _parse(text, str(p))
+    existing = next((e for e in entries if e.user == user), None)
+    if existing is None:
+        return False
+    lines = text.splitlines()
+    del lines[existing.index]
+    _write_atomically(p, "\n".join(lines) + "\n")
+    return True

@@ -16,8 +16,10 @@ from flightmanager.zk.manager import ZooKeeperFlightManager, cluster_secret
 from flightmanager.zk.manager import connect as zk_connect
 from flightmanager.zk.paths import Paths
 from flightsql import logs
-from flightsql.auth import Authenticator, TokenSigner, UserStore, load_or_create_secret
+from flightmanager.keys import ClusterKeys
+from flightsql.auth import Authenticator, TokenSigner, UsersFile, load_or_create_secret
 from flightsql.server.service import FlightSqlService
+from flightsql.server.tickets import Tickets
 from flightsql.settings import Settings
 from flightsql.web.server import StatusServer
 
@@ -79,17 +81,19 @@ class FlightSqlNode:
             zk_string = self.embedded_zookeeper.connect_string
         self.zk = zk_connect(zk_string)
         paths = Paths()
-        # every node of the cluster shares one secret: tokens and pushes work anywhere
+        # every node of the cluster shares one secret and derives the same keys from it,
+        # one per use: tokens, tickets and pushes work on any node, and none needs the secret
         secret = load_or_create_secret(settings.secret_file) if settings.secret_file else cluster_secret(self.zk, paths)
-        users = UserStore.load(settings.users_file) if settings.users_file else None
+        keys = ClusterKeys.derive(secret)
+        del secret
+        users = UsersFile(settings.users_file) if settings.users_file else None
         if users is None:
             log.warning("authentication is off (no --users file): listening on %s only", settings.host)
-        authenticator = Authenticator(users, TokenSigner(secret, settings.token_ttl))
-        push_secret = secret.hex()
+        authenticator = Authenticator(users, TokenSigner(keys.tokens, settings.token_ttl))
 
         holder: dict[str, ZooKeeperFlightManager] = {}
         internal = InternalFlightService(
-            push_secret,
+            keys.pushes,
             lambda query_id: holder["manager"].spool_of(query_id),
             lambda query_id: holder["manager"].exhausted(query_id),
             lambda query_id, rows, committed: holder["manager"].pushed(query_id, rows, committed),
@@ -115,7 +119,7 @@ class FlightSqlNode:
         self.manager = ZooKeeperFlightManager(
             self.spark,
             node,
-            push_secret,
+            keys.pushes,
             SpoolSettings(
                 memory_budget=settings.memory_budget,
                 disk_budget=settings.disk_budget,
@@ -132,7 +136,8 @@ class FlightSqlNode:
 
             create_demo_tables(self.spark)
         self.service = FlightSqlService(
-            self.spark, self.manager, authenticator, work / "staging", VERSION, settings.execution_mode
+            self.spark, self.manager, authenticator, work / "staging", VERSION,
+            tickets=Tickets(keys.tickets), execution_mode=settings.execution_mode,
         )
         serve(self.public_server, self.service)
         self.port = port

@@ -51,7 +51,7 @@ from flightsql.server.statements import (
     parameter_schema,
 )
 from flightsql.server.status import spark_status
-from flightsql.server.tickets import ResultTicket, StatementHandle
+from flightsql.server.tickets import StatementHandle, Tickets
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -94,6 +94,7 @@ class FlightSqlService(FlightService):
         authenticator: Authenticator,
         staging_dir: "Path",
         server_version: str,
+        tickets: Tickets,
         execution_mode: str = "auto",
     ) -> None:
         if execution_mode not in EXECUTION_MODES:
@@ -104,6 +105,7 @@ class FlightSqlService(FlightService):
         self.authenticator = authenticator
         self.staging_dir = staging_dir
         self.server_version = server_version
+        self.tickets = tickets
         self.sessions = Sessions(spark)
         self.prepared = PreparedStatements()
         self._sql_info = None
@@ -140,7 +142,7 @@ class FlightSqlService(FlightService):
         self._no_new_work()
         command = _command(request)
         submitted = self._flight(call, command)
-        return self._flight_info(request, submitted)
+        return self._flight_info(request, submitted, call.principal.user)
 
     def _flight(self, call: Call, command: Any) -> Submitted:
         spark = call.session.spark
@@ -241,12 +243,12 @@ class FlightSqlService(FlightService):
         table = df.toArrow()
         return self.manager.publish(arrow_schema(df), table.to_batches(), owner=user, sql=statement.sql)
 
-    def _flight_info(self, descriptor: pb.FlightDescriptor, submitted: Submitted) -> pb.FlightInfo:
+    def _flight_info(self, descriptor: pb.FlightDescriptor, submitted: Submitted, user: str) -> pb.FlightInfo:
         endpoints = []
         for endpoint in submitted.endpoints:
             endpoints.append(
                 pb.FlightEndpoint(
-                    ticket=pb.Ticket(ticket=ResultTicket(endpoint.query_id).encode()),
+                    ticket=pb.Ticket(ticket=self.tickets.issue(endpoint.query_id, user)),
                     location=[pb.Location(uri=endpoint.node.public_uri)],
                     expiration_time=_timestamp(endpoint.expires_at),
                 )
@@ -297,9 +299,9 @@ class FlightSqlService(FlightService):
     # -- DoGet ---------------------------------------------------------------
     def do_get(self, request: pb.Ticket, context: grpc.ServicerContext) -> Iterable[bytes]:
         call = self._call(context)
-        ticket = ResultTicket.decode(request.ticket)
-        with query_context(ticket.query_id):  # the stream's own steps carry it too (manager.stream)
-            schema, batches = self.manager.stream(ticket.query_id, call.principal.user)
+        query_id = self.tickets.redeem(request.ticket, call.principal.user)
+        with query_context(query_id):  # the stream's own steps carry it too (manager.stream)
+            schema, batches = self.manager.stream(query_id, call.principal.user)
         yield schema_flight_data(schema)
         for batch in batches:
             yield batch.to_flight_data()
@@ -393,14 +395,14 @@ class FlightSqlService(FlightService):
             return None
         if isinstance(action, (cmd.CancelFlightInfo, cmd.CancelQuery)):
             info = pb.FlightInfo.FromString(action.info)
-            states = [self.manager.cancel(_query_id(e.ticket.ticket), user) for e in info.endpoint]
+            states = [self.manager.cancel(self.tickets.redeem(e.ticket.ticket, user), user) for e in info.endpoint]
             status = "cancelled" if states else "not_cancellable"
             if isinstance(action, cmd.CancelQuery):
                 return results.cancel_query_result(status)
             return results.cancel_flight_info_result(status)
         if isinstance(action, cmd.RenewFlightEndpoint):
             endpoint = pb.FlightEndpoint.FromString(action.endpoint)
-            expires_at = self.manager.renew(_query_id(endpoint.ticket.ticket), user)
+            expires_at = self.manager.renew(self.tickets.redeem(endpoint.ticket.ticket, user), user)
             endpoint.expiration_time.CopyFrom(_timestamp(expires_at))
             return endpoint.SerializeToString()
         if isinstance(action, cmd.SetSessionOptions):
@@ -438,10 +440,6 @@ def _command(descriptor: pb.FlightDescriptor) -> Any:
     if descriptor.type != pb.FlightDescriptor.CMD:
         raise InvalidArgument("only command descriptors (CMD) are supported, not paths")
     return cmd.decode_command(descriptor.cmd)
-
-
-def _query_id(ticket: bytes) -> str:
-    return ResultTicket.decode(ticket).query_id
 
 
 def _no_transactions(transaction_id: bytes | None, what: str) -> None:

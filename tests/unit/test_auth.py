@@ -15,17 +15,20 @@ from flightsql.auth import (
     ANONYMOUS,
     Authenticator,
     AuthResult,
+    Claims,
     Principal,
     TokenSigner,
+    UsersFile,
     UserStore,
     UsersFileError,
     add_user,
     hash_password,
     load_or_create_secret,
+    remove_user,
 )
 from flightsql.auth import authenticator as authenticator_module
 from flightsql.auth import users as users_module
-from flightsql.errors import FlightSqlError, Unauthenticated
+from flightsql.errors import FlightSqlError, Unauthenticated, Unavailable
 
 SECRET = b"s" * 32
 OTHER_SECRET = b"o" * 32
@@ -297,17 +300,17 @@ class TestTokens:
     def test_issue_and_verify(self) -> None:
         signer = TokenSigner(SECRET, ttl_seconds=60)
         token = signer.issue("alice", now=NOW)
-        assert token.startswith("v1.")
+        assert token.startswith("v2.")
         assert token.count(".") == 2
-        principal = signer.verify(token, now=NOW + 1)
-        assert principal == Principal("alice", NOW + 60)
+        claims = signer.verify(token, now=NOW + 1)
+        assert claims == Claims("alice", NOW + 60, "")
 
     def test_payload_fields(self) -> None:
         token = TokenSigner(SECRET, ttl_seconds=60).issue("alice", now=NOW)
         payload = token.split(".")[1]
         padded = payload + "=" * (-len(payload) % 4)
         decoded = json.loads(base64.urlsafe_b64decode(padded))
-        assert decoded == {"user": "alice", "iat": int(NOW), "exp": int(NOW) + 60}
+        assert decoded == {"user": "alice", "iat": int(NOW), "exp": int(NOW) + 60, "stamp": ""}
 
     def test_default_clock(self) -> None:
         signer = TokenSigner(SECRET)
@@ -367,7 +370,27 @@ class TestTokens:
         signer = TokenSigner(SECRET)
         token = signer.issue("alice", now=NOW)
         with pytest.raises(Unauthenticated, match="token version not supported"):
-            signer.verify("v2" + token[2:], now=NOW)
+            signer.verify("v9" + token[2:], now=NOW)
+
+    def test_version_1_tokens_say_log_in_again(self) -> None:
+        signer = TokenSigner(SECRET)
+        with pytest.raises(Unauthenticated, match="log in again"):
+            signer.verify("v1" + signer.issue("alice", now=NOW)[2:], now=NOW)
+
+    def test_a_lifetime_beyond_the_servers_is_refused(self) -> None:
+        """A token signed with the right key but claiming years of life (as a leaked key
+        would make) is refused: the signer's lifetime is also the maximum."""
+        long_lived = TokenSigner(SECRET, ttl_seconds=3 * 365 * 86400).issue("alice", now=NOW)
+        with pytest.raises(Unauthenticated, match="longer than the 3600 s"):
+            TokenSigner(SECRET, ttl_seconds=3600).verify(long_lived, now=NOW + 1)
+
+    def test_a_token_from_the_future_is_refused(self) -> None:
+        token = TokenSigner(SECRET, ttl_seconds=60).issue("alice", now=NOW + 3600)
+        with pytest.raises(Unauthenticated, match="future"):
+            TokenSigner(SECRET, ttl_seconds=60).verify(token, now=NOW)
+        # a clock a few seconds apart between nodes is tolerated
+        token = TokenSigner(SECRET, ttl_seconds=60).issue("alice", now=NOW + 5)
+        assert TokenSigner(SECRET, ttl_seconds=60).verify(token, now=NOW).user == "alice"
 
     @pytest.mark.parametrize(
         "token",
@@ -403,14 +426,14 @@ class TestTokens:
     )
     def test_signed_but_malformed_payload(self, payload: bytes) -> None:
         signer = TokenSigner(SECRET)
-        head = f"v1.{b64url(payload)}"
+        head = f"v2.{b64url(payload)}"
         token = f"{head}.{signer._sign(head)}"
         with pytest.raises(Unauthenticated, match="token payload malformed"):
             signer.verify(token, now=NOW)
 
     def test_non_base64_payload_with_valid_signature(self) -> None:
         signer = TokenSigner(SECRET)
-        head = "v1.not*base64"
+        head = "v2.not*base64"
         with pytest.raises(Unauthenticated, match="token payload malformed"):
             signer.verify(f"{head}.{signer._sign(head)}", now=NOW)
 
@@ -551,8 +574,79 @@ class TestAuthenticator:
         assert result.principal.user == "alice"
 
     def test_bearer_has_no_response_headers(self, auth: Authenticator) -> None:
-        token = TokenSigner(SECRET).issue("alice")
+        token = token_of(auth.authenticate(basic("alice", "wonderland")))
         assert auth.authenticate(bearer(token)).response_headers == ()
+
+    def test_a_token_for_a_user_who_does_not_exist_is_refused(self, auth: Authenticator) -> None:
+        """Signed with the right key (as by a holder of the cluster secret): still no user."""
+        forged = TokenSigner(SECRET).issue("mallory", now=NOW)
+        with pytest.raises(Unauthenticated, match="no longer exists"):
+            auth.authenticate(bearer(forged), now=NOW)
+
+    def test_a_token_without_the_users_stamp_is_refused(self, auth: Authenticator) -> None:
+        forged = TokenSigner(SECRET).issue("alice", now=NOW)  # right key, no credential stamp
+        with pytest.raises(Unauthenticated, match="password changed"):
+            auth.authenticate(bearer(forged), now=NOW)
+
+    @pytest.mark.parametrize("password", ["p", "pw", "pwd", "pass", "passw", "passwo"])
+    def test_unpadded_basic_credentials_as_adbc_sends_them(self, tmp_path: Path, password: str) -> None:
+        path = tmp_path / "users"
+        add_user(path, "al", password)
+        auth = Authenticator(UserStore.load(path), TokenSigner(SECRET))
+        raw = base64.b64encode(f"al:{password}".encode()).decode()
+        for value in (raw, raw.rstrip("=")):
+            assert auth.authenticate({"authorization": f"Basic {value}"}).principal.user == "al"
+
+    @pytest.mark.parametrize("value", ["YWxpY2U6d29uZGVybGFuZA===", "YWxpY2U6d29uZGVybGFuZ", "=" * 4])
+    def test_impossible_base64_lengths_are_malformed(self, auth: Authenticator, value: str) -> None:
+        with pytest.raises(Unauthenticated, match="malformed"):
+            auth.authenticate({"authorization": f"Basic {value}"})
+
+
+class TestUsersFileOnARunningNode:
+    """Edits of the users file take effect at once, on logins and on tokens."""
+
+    def _auth(self, tmp_path: Path) -> tuple[Path, Authenticator]:
+        path = tmp_path / "users"
+        add_user(path, "alice", "wonderland")
+        add_user(path, "bob", "builder")
+        return path, Authenticator(UsersFile(path), TokenSigner(SECRET))
+
+    def test_removing_a_user_ends_their_tokens_and_logins(self, tmp_path: Path) -> None:
+        path, auth = self._auth(tmp_path)
+        token = token_of(auth.authenticate(basic("bob", "builder")))
+        assert remove_user(path, "bob")
+        with pytest.raises(Unauthenticated, match="no longer exists"):
+            auth.authenticate(bearer(token))
+        with pytest.raises(Unauthenticated, match="invalid user or password"):
+            auth.authenticate(basic("bob", "builder"))
+        assert auth.authenticate(basic("alice", "wonderland")).principal.user == "alice"
+        assert not remove_user(path, "bob")
+
+    def test_a_new_password_ends_the_old_tokens(self, tmp_path: Path) -> None:
+        path, auth = self._auth(tmp_path)
+        old = token_of(auth.authenticate(basic("bob", "builder")))
+        add_user(path, "bob", "new-password")
+        with pytest.raises(Unauthenticated, match="password changed"):
+            auth.authenticate(bearer(old))
+        new = token_of(auth.authenticate(basic("bob", "new-password")))
+        assert auth.authenticate(bearer(new)).principal.user == "bob"
+
+    def test_an_added_user_logs_in_without_a_restart(self, tmp_path: Path) -> None:
+        path, auth = self._auth(tmp_path)
+        add_user(path, "carol", "c4rol")
+        assert auth.authenticate(basic("carol", "c4rol")).principal.user == "carol"
+
+    def test_a_broken_users_file_refuses_everyone_until_fixed(self, tmp_path: Path) -> None:
+        path, auth = self._auth(tmp_path)
+        token = token_of(auth.authenticate(basic("alice", "wonderland")))
+        good = path.read_text()
+        path.write_text(good + "mallory:plain-text\n")
+        for metadata in (basic("alice", "wonderland"), bearer(token)):
+            with pytest.raises(Unavailable, match="users file is unusable"):
+                auth.authenticate(metadata)
+        path.write_text(good + "# fixed\n")
+        assert auth.authenticate(bearer(token)).principal.user == "alice"
 
     def test_enabled_flag(self, auth: Authenticator) -> None:
         assert auth.enabled

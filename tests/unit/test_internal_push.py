@@ -18,10 +18,11 @@ from flightmanager.flight import Flight_pb2 as pb
 from flightmanager.flight.service import SERVICE_NAME, start_server
 from flightmanager.flight.wire import EncodedBatch, parse_flight_data, schema_flight_data
 from flightmanager.internal import InternalFlightService
-from flightmanager.push import completion_marker, PushHeader, PushTarget, choose_target
+from flightmanager.keys import ClusterKeys, push_mac
+from flightmanager.push import _push_messages, completion_marker, PushHeader, PushTarget, choose_target
 from flightmanager.spool import ResultSpool
 
-SECRET = "cluster-secret-Zq8"
+PUSH_KEY = ClusterKeys.derive(b"cluster-secret-Zq8-0123456789abcdef").pushes
 SCHEMA = pa.schema([("id", pa.int64()), ("label", pa.string()), ("score", pa.float64())])
 BIG = 1 << 30
 TIMEOUT = 10
@@ -77,7 +78,7 @@ class Node:
         self.exhausted_event = threading.Event()
         self.pushed: list[tuple[str, int, bool]] = []
         self.service = InternalFlightService(
-            SECRET, self.spools.get, self._on_exhausted, lambda *push: self.pushed.append(push)
+            PUSH_KEY, self.spools.get, self._on_exhausted, lambda *push: self.pushed.append(push)
         )
         self.server, self.port = start_server(self.service, "127.0.0.1", 0, max_workers=8)
         self.client = flight.connect(f"grpc://127.0.0.1:{self.port}")
@@ -141,8 +142,8 @@ def node(tmp_path: Path) -> Iterator[Node]:
         n.close()
 
 
-def header(query_id: str = "a" * 32, partition: int = 0, attempt: int = 0, secret: str = SECRET) -> PushHeader:
-    return PushHeader(query_id, partition, attempt, secret)
+def header(query_id: str = "a" * 32, partition: int = 0, attempt: int = 0, mac: str | None = None) -> PushHeader:
+    return PushHeader(query_id, partition, attempt, push_mac(PUSH_KEY, query_id) if mac is None else mac)
 
 
 # -- accepted pushes -----------------------------------------------------------
@@ -238,21 +239,41 @@ def test_push_spills_beyond_the_memory_budget(node: Node) -> None:
 # -- refused pushes ---------------------------------------------------------------
 
 
-def test_wrong_secret_is_permission_denied(node: Node) -> None:
+def test_a_push_signed_with_another_key_is_permission_denied(node: Node) -> None:
     spool = node.spool("a" * 32)
+    other_key = ClusterKeys.derive(b"another-cluster-secret-987654321").pushes
 
-    with pytest.raises(flight.FlightUnauthorizedError, match="wrong cluster secret"):
-        node.push(header(secret="not-the-secret"), [batch(0, 3)])
+    with pytest.raises(flight.FlightUnauthorizedError, match="not signed for this query"):
+        node.push(header(mac=push_mac(other_key, "a" * 32)), [batch(0, 3)])
 
     assert spool.rows_held == 0
     assert spool.memory.used == 0
 
 
-@pytest.mark.parametrize("secret", ["", SECRET[:-1], SECRET + "x", SECRET.upper()])
-def test_near_miss_secrets_are_refused(node: Node, secret: str) -> None:
+def test_the_mac_of_another_query_opens_nothing(node: Node) -> None:
+    spool = node.spool("a" * 32)
+    node.spool("b" * 32)  # a query the executor may push to proves nothing for another
+    with pytest.raises(flight.FlightUnauthorizedError, match="not signed for this query"):
+        node.push(header(query_id="a" * 32, mac=push_mac(PUSH_KEY, "b" * 32)), [batch(0, 3)])
+    assert spool.rows_held == 0
+
+
+def test_the_old_header_carrying_a_secret_is_refused(node: Node) -> None:
+    spool = node.spool("a" * 32)
+    old = b'fm1:{"q": "' + b"a" * 32 + b'", "p": 0, "a": 0, "s": "cluster-secret-Zq8-0123456789abcdef"}'
+    with pytest.raises(flight.FlightUnauthorizedError, match="version 1"):
+        node.push(old, [batch(0, 1)])
+    assert spool.rows_held == 0
+
+
+MAC = push_mac(PUSH_KEY, "a" * 32)
+
+
+@pytest.mark.parametrize("mac", ["", MAC[:-1], MAC + "0", MAC.upper(), PUSH_KEY.hex()])
+def test_near_miss_macs_are_refused(node: Node, mac: str) -> None:
     node.spool("a" * 32)
     with pytest.raises(flight.FlightUnauthorizedError):
-        node.push(header(secret=secret), [batch(0, 1)])
+        node.push(header(mac=mac), [batch(0, 1)])
 
 
 def test_unknown_query_is_not_found(node: Node) -> None:
@@ -267,7 +288,7 @@ def test_unknown_query_is_not_found(node: Node) -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [b"garbage", b"fm1:{not json", b'fm1:{"q": "x"}', b"fm2:" + header().encode()[4:], b""],
+    [b"garbage", b"fm2:{not json", b'fm2:{"q": "x"}', b"fm3:" + header().encode()[4:], b""],
     ids=["not a header", "bad json", "missing fields", "unknown version", "empty"],
 )
 def test_garbage_descriptor_is_refused(node: Node, command: bytes) -> None:
@@ -312,7 +333,7 @@ def test_push_to_a_closed_result_is_not_found(node: Node) -> None:
 def test_server_keeps_accepting_pushes_after_refusals(node: Node) -> None:
     spool = node.spool("a" * 32)
     with pytest.raises(flight.FlightUnauthorizedError):
-        node.push(header(secret="wrong"), [batch(0, 1)])
+        node.push(header(mac="wrong"), [batch(0, 1)])
     with pytest.raises(flight.FlightUnauthorizedError):
         node.push(b"garbage", [batch(0, 1)])
 
@@ -427,8 +448,8 @@ def test_raw_push_with_row_metadata_commits(node: Node) -> None:
 
 
 def test_push_header_round_trip() -> None:
-    h = PushHeader("0123456789abcdef0123456789abcdef", 17, 3, "s3cr:et\"\\")
-    assert h.encode().startswith(b"fm1:")
+    h = PushHeader("0123456789abcdef0123456789abcdef", 17, 3, "m4c:\"\\")
+    assert h.encode().startswith(b"fm2:")
     assert PushHeader.decode(h.encode()) == h
 
 
@@ -436,7 +457,30 @@ def test_push_header_decode_refuses_other_data() -> None:
     with pytest.raises(ValueError):
         PushHeader.decode(b"xx1:{}")
     with pytest.raises(KeyError):
-        PushHeader.decode(b'fm1:{"q": "x", "p": 1}')
+        PushHeader.decode(b'fm2:{"q": "x", "p": 1}')
+    with pytest.raises(ValueError, match="types"):
+        PushHeader.decode(b'fm2:{"q": "x", "p": -1, "a": 0, "m": "y"}')
+    with pytest.raises(ValueError, match="version 1"):
+        PushHeader.decode(b'fm1:{"q": "x", "p": 1, "a": 0, "s": "secret"}')
+
+
+def test_what_an_executor_pushes_carries_no_key() -> None:
+    """The header the real pusher code builds: the query's MAC, never a key or the secret."""
+    secret = b"cluster-secret-Zq8-0123456789abcdef"
+    keys = ClusterKeys.derive(secret)
+    sent = b"".join(_push_messages(
+        PushHeader("a" * 32, 0, 0, push_mac(keys.pushes, "a" * 32)), SCHEMA, iter(()), [0, 0]))
+    for key in (secret, keys.pushes, keys.tokens, keys.tickets):
+        assert key not in sent and key.hex().encode() not in sent
+    assert push_mac(keys.pushes, "a" * 32).encode() in sent
+
+
+def test_derived_keys_differ_per_use_and_per_secret() -> None:
+    keys = ClusterKeys.derive(b"cluster-secret-Zq8-0123456789abcdef")
+    assert len({keys.tokens, keys.pushes, keys.tickets}) == 3
+    assert ClusterKeys.derive(b"cluster-secret-Zq8-0123456789abcdef") == keys
+    assert ClusterKeys.derive(b"cluster-secret-Zq8-0123456789abcdeF").pushes != keys.pushes
+    assert "redacted" in repr(keys) and keys.pushes.hex() not in repr(keys)
 
 
 TARGETS = [

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 
 from flightsql import settings as settings_module
-from flightsql.errors import InvalidArgument
+from flightsql.errors import InvalidArgument, PermissionDenied
 from flightsql.server.statements import count_parameter_markers, parameter_rows, parameter_schema
 from flightsql.server.status import clean_message
-from flightsql.server.tickets import ResultTicket, StatementHandle
+from flightsql.server.tickets import ResultTicket, StatementHandle, Tickets
 from flightsql.settings import Settings, load, parse_size
 
 QUERY_ID = "0123456789abcdef0123456789abcdef"
@@ -24,9 +24,14 @@ QUERY_ID = "0123456789abcdef0123456789abcdef"
 # Pinned encodings: do not change this test without a new version byte.
 
 
+TICKET_KEY = bytes(range(32))
+
+
 def test_result_ticket_encoding_is_pinned() -> None:
     # do not change this test without a new version byte
-    assert ResultTicket(QUERY_ID).encode() == b"fsq\x01r0123456789abcdef0123456789abcdef"
+    assert Tickets(TICKET_KEY).issue(QUERY_ID, "alice") == (
+        b"fsq\x02r0123456789abcdef0123456789abcdef" + bytes.fromhex("e7458778ea6b2addeb4444ec63d93b4b")
+    )
 
 
 def test_statement_handle_encoding_is_pinned() -> None:
@@ -36,8 +41,8 @@ def test_statement_handle_encoding_is_pinned() -> None:
 
 def test_pinned_bytes_decode() -> None:
     # do not change this test without a new version byte
-    assert ResultTicket.decode(b"fsq\x01rffffffffffffffff0000000000000000") == ResultTicket(
-        "ffffffffffffffff0000000000000000"
+    assert ResultTicket.decode(b"fsq\x02rffffffffffffffff0000000000000000" + b"\x01" * 16) == ResultTicket(
+        "ffffffffffffffff0000000000000000", b"\x01" * 16
     )
     assert StatementHandle.decode(b"fsq\x01pabcdefabcdefabcdefabcdefabcdefab") == StatementHandle(
         "abcdefabcdefabcdefabcdefabcdefab"
@@ -52,16 +57,19 @@ def test_new_statement_handles_are_distinct_and_round_trip() -> None:
         assert StatementHandle.decode(handle.encode()) == handle
 
 
+MAC = b"\x00" * 16
 FOREIGN_TICKETS = [
     pytest.param(b"", id="empty"),
-    pytest.param(b"fsq\x01r", id="prefix only"),
-    pytest.param(b"fsq\x01r" + QUERY_ID[:-1].encode(), id="short"),
-    pytest.param(b"fsq\x01r" + QUERY_ID.encode() + b"0", id="long"),
-    pytest.param(b"fsq\x02r" + QUERY_ID.encode(), id="other version"),
+    pytest.param(b"fsq\x02r", id="prefix only"),
+    pytest.param(b"fsq\x02r" + QUERY_ID[:-1].encode() + MAC, id="short"),
+    pytest.param(b"fsq\x02r" + QUERY_ID.encode() + MAC + b"0", id="long"),
+    pytest.param(b"fsq\x02r" + QUERY_ID.encode(), id="no mac"),
+    pytest.param(b"fsq\x01r" + QUERY_ID.encode(), id="version 1, unbound to a user"),
+    pytest.param(b"fsq\x03r" + QUERY_ID.encode() + MAC, id="other version"),
     pytest.param(b"fsq\x01p" + QUERY_ID.encode(), id="a statement handle"),
-    pytest.param(b"fsq\x01r" + QUERY_ID.upper().encode(), id="upper-case hex"),
-    pytest.param(b"fsq\x01r" + b"g" * 32, id="not hex"),
-    pytest.param(b"fsq\x01r" + b"\xff" * 32, id="not ascii"),
+    pytest.param(b"fsq\x02r" + QUERY_ID.upper().encode() + MAC, id="upper-case hex"),
+    pytest.param(b"fsq\x02r" + b"g" * 32 + MAC, id="not hex"),
+    pytest.param(b"fsq\x02r" + b"\xff" * 32 + MAC, id="not ascii"),
     pytest.param(b"\x0a\x20" + QUERY_ID.encode(), id="a protobuf"),
 ]
 
@@ -69,8 +77,29 @@ FOREIGN_TICKETS = [
 @pytest.mark.parametrize("data", FOREIGN_TICKETS)
 def test_foreign_tickets_are_invalid_arguments(data: bytes) -> None:
     with pytest.raises(InvalidArgument) as info:
-        ResultTicket.decode(data)
+        Tickets(TICKET_KEY).redeem(data, "alice")
     assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_ticket_opens_only_for_its_user() -> None:
+    tickets = Tickets(TICKET_KEY)
+    ticket = tickets.issue(QUERY_ID, "alice")
+    assert tickets.redeem(ticket, "alice") == QUERY_ID
+    assert Tickets(bytes(TICKET_KEY)).redeem(ticket, "alice") == QUERY_ID  # any node of the cluster
+    with pytest.raises(PermissionDenied, match="not issued to you") as info:
+        tickets.redeem(ticket, "bob")
+    assert info.value.code is grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_altered_or_forged_tickets_open_nothing() -> None:
+    tickets = Tickets(TICKET_KEY)
+    ticket = tickets.issue(QUERY_ID, "alice")
+    other_query = ticket[:5] + b"f" + ticket[6:]  # another query id, the same MAC
+    flipped_mac = ticket[:-1] + bytes([ticket[-1] ^ 1])
+    other_cluster = Tickets(bytes(32)).issue(QUERY_ID, "alice")
+    for forged in (other_query, flipped_mac, other_cluster):
+        with pytest.raises(PermissionDenied):
+            tickets.redeem(forged, "alice")
 
 
 @pytest.mark.parametrize(

@@ -85,6 +85,9 @@ class Settings:
             raise ValueError("result-ttl and token-ttl must be > 0")
         if self.drain_timeout < 0:
             raise ValueError("drain-timeout must be >= 0")
+        from flightsql.security.guard import parse_allowed
+
+        parse_allowed(self.allow_server_access)  # an unknown feature name stops the node at once
         _one_of("execution-mode", self.execution_mode, EXECUTION_MODES)
         _one_of("log-format", self.log_format, LOG_FORMATS)
         _one_of("log-level", self.log_level.upper(), LOG_LEVELS)

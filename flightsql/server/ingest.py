@@ -10,6 +10,7 @@ own staging directory, which later appends extend.
 from __future__ import annotations
 
 import shutil
+import threading
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -37,9 +38,34 @@ def stage(batches: Iterator[pa.RecordBatch], schema: pa.Schema, directory: Path)
     return path, rows
 
 
+MAX_NAME_CHARS = 128
+
+
+def check_identifier(kind: str, name: str) -> None:
+    """A catalog, schema or table name of an ingest: a name, never a path.
+
+    Spark derives a managed table's directory from its schema and table names, so a name
+    like ``../../x`` would put files outside the warehouse: INVALID_ARGUMENT names the rule."""
+    if not name:
+        raise InvalidArgument(f"CommandStatementIngest: the {kind} name is empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidArgument(f"CommandStatementIngest: the {kind} name is longer than {MAX_NAME_CHARS} characters")
+    if any(ch in name for ch in "/\\") or name in (".", "..") or name.startswith("."):
+        raise InvalidArgument(
+            f"CommandStatementIngest: the {kind} name {name!r} looks like a path: names may not contain "
+            "'/' or '\\' nor start with '.'"
+        )
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise InvalidArgument(f"CommandStatementIngest: the {kind} name contains control characters")
+
+
 def target_name(command: CommandStatementIngest) -> str:
     if not command.table:
         raise InvalidArgument("CommandStatementIngest needs a target table name")
+    check_identifier("table", command.table)
+    for kind, part in (("catalog", command.catalog), ("schema", command.schema)):
+        if part:
+            check_identifier(kind, part)
     if command.temporary:
         if command.catalog or command.schema:
             raise InvalidArgument("a temporary table takes no catalog or schema")
@@ -77,13 +103,32 @@ def load(
     return rows
 
 
+#: the directory of each temporary table: named by the server, never after the table
+_TEMPORARY_DIRS: dict[tuple[int, str], str] = {}
+_TEMPORARY_LOCK = threading.Lock()
+
+
+def _temporary_dir(spark: "SparkSession", table: str, temp_root: Path, fresh: bool) -> Path:
+    """The server-named directory of a session's temporary table, inside ``temp_root``."""
+    with _TEMPORARY_LOCK:
+        key = (id(spark), table)
+        if fresh or key not in _TEMPORARY_DIRS:
+            _TEMPORARY_DIRS[key] = uuid.uuid4().hex
+        directory = (temp_root / _TEMPORARY_DIRS[key]).resolve()
+    if directory.parent != temp_root.resolve():
+        raise InvalidArgument("temporary table directory escapes its root")  # cannot happen: a uuid names it
+    return directory
+
+
 def _load_temporary(
     spark: "SparkSession", name: str, table: str, staged: Path, rows: int,
     exists: bool, if_exists: str, temp_root: Path,
 ) -> int:
-    directory = temp_root / f"{id(spark)}-{table}"
-    if not exists or if_exists == "replace":
-        shutil.rmtree(directory, ignore_errors=True)
+    fresh = not exists or if_exists == "replace"
+    old = _temporary_dir(spark, table, temp_root, fresh=False) if fresh else None
+    directory = _temporary_dir(spark, table, temp_root, fresh)
+    if old is not None and old != directory:
+        shutil.rmtree(old, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
     staged.rename(directory / staged.name)
     spark.read.parquet(str(directory)).createOrReplaceTempView(table)

@@ -20,6 +20,8 @@ from flightmanager.keys import ClusterKeys
 from flightsql.auth import Authenticator, TokenSigner, UsersFile, load_or_create_secret
 from flightsql.server.service import FlightSqlService
 from flightsql.server.tickets import Tickets
+from flightsql.security.guard import Gate, parse_allowed
+from flightsql.security.plan import Feature
 from flightsql.settings import Settings
 from flightsql.web.server import StatusServer
 
@@ -55,6 +57,9 @@ def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
         .config("spark.hadoop.datanucleus.schema.autoCreateAll", "true")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
         .config("spark.sql.execution.pythonUDF.arrow.enabled", "true")
+        # users do not query files by path (`parquet.`/some/path``) unless an operator allows it;
+        # set on the context, so that a RESET in a session comes back to it
+        .config("spark.sql.runSQLOnFiles", str(Feature.PATH_SOURCES in parse_allowed(settings.allow_server_access)).lower())
     )
     for key, value in settings.conf:
         builder = builder.config(key, value)
@@ -138,6 +143,7 @@ class FlightSqlNode:
         self.service = FlightSqlService(
             self.spark, self.manager, authenticator, work / "staging", VERSION,
             tickets=Tickets(keys.tickets), execution_mode=settings.execution_mode,
+            gate=Gate(parse_allowed(settings.allow_server_access)),
         )
         serve(self.public_server, self.service)
         self.port = port

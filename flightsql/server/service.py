@@ -52,6 +52,7 @@ from flightsql.server.statements import (
 )
 from flightsql.server.status import spark_status
 from flightsql.server.tickets import StatementHandle, Tickets
+from flightsql.security.guard import Gate
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -96,6 +97,7 @@ class FlightSqlService(FlightService):
         server_version: str,
         tickets: Tickets,
         execution_mode: str = "auto",
+        gate: Gate | None = None,
     ) -> None:
         if execution_mode not in EXECUTION_MODES:
             raise ValueError(f"execution mode must be one of {EXECUTION_MODES}, got {execution_mode!r}")
@@ -106,6 +108,8 @@ class FlightSqlService(FlightService):
         self.staging_dir = staging_dir
         self.server_version = server_version
         self.tickets = tickets
+        #: every statement is judged here before it is prepared or run
+        self.gate = gate or Gate()
         self.sessions = Sessions(spark)
         self.prepared = PreparedStatements()
         self._sql_info = None
@@ -223,6 +227,7 @@ class FlightSqlService(FlightService):
     ) -> Submitted:
         spark = call.session.spark
         user = call.principal.user
+        self.gate.check(spark, user, statement.sql, statement.parameter_count)
         if df is None:
             df = dataframe(spark, statement, parameters)
         if statement.kind is StatementKind.QUERY:
@@ -267,7 +272,9 @@ class FlightSqlService(FlightService):
         command = _command(request)
         spark = call.session.spark
         if isinstance(command, cmd.CommandStatementQuery):
-            schema = self._statement_schema(spark, classify(spark, command.query), None)
+            statement = classify(spark, command.query)
+            self.gate.check(spark, call.principal.user, statement.sql, statement.parameter_count)
+            schema = self._statement_schema(spark, statement, None)
         elif isinstance(command, cmd.CommandPreparedStatementQuery):
             prepared = self.prepared.get(command.handle, call.principal.user)
             schema = prepared.dataset_schema or pa.schema([])
@@ -328,7 +335,7 @@ class FlightSqlService(FlightService):
             _no_transactions(command.transaction_id, command.name)
             for _ in batches:
                 pass
-            count = self._update(spark, classify(spark, command.query), [None])
+            count = self._update(spark, call.principal.user, classify(spark, command.query), [None])
             yield pb.PutResult(app_metadata=results.do_put_update_result(count))
         elif isinstance(command, cmd.CommandStatementIngest):
             staged, rows = ingest.stage(_typed(batches), schema, self.staging_dir / "ingest")
@@ -344,14 +351,15 @@ class FlightSqlService(FlightService):
         elif isinstance(command, cmd.CommandPreparedStatementUpdate):
             prepared = self.prepared.get(command.handle, call.principal.user)
             rows = parameter_rows(list(batches)) or prepared.parameters or [None]
-            count = self._update(spark, prepared.statement, rows)
+            count = self._update(spark, call.principal.user, prepared.statement, rows)
             yield pb.PutResult(app_metadata=results.do_put_update_result(count))
         else:
             raise InvalidArgument(f"{command.name} is not a command for DoPut")
 
-    def _update(self, spark: "SparkSession", statement: Statement, rows: list[Any]) -> int:
+    def _update(self, spark: "SparkSession", user: str, statement: Statement, rows: list[Any]) -> int:
         if statement.kind is StatementKind.QUERY:
             raise InvalidArgument("a query was sent as an update; execute it as a query instead")
+        self.gate.check(spark, user, statement.sql, statement.parameter_count)
         total, known = 0, True
         for row in rows:
             count = affected_rows(dataframe(spark, statement, row))
@@ -374,6 +382,7 @@ class FlightSqlService(FlightService):
             _no_transactions(action.transaction_id, "CreatePreparedStatement")
             with self._refusals_listed(user, action.query):
                 statement = classify(spark, action.query)
+                self.gate.check(spark, user, statement.sql, statement.parameter_count)
                 analysed = None
                 if statement.kind is StatementKind.QUERY and not statement.parameter_count:
                     analysed = dataframe(spark, statement, None)
@@ -407,6 +416,9 @@ class FlightSqlService(FlightService):
             return endpoint.SerializeToString()
         if isinstance(action, cmd.SetSessionOptions):
             errors = {}
+            for name in action.options:
+                if name.startswith("spark."):
+                    self.gate.check_setting(user, name)
             with call.session.lock:
                 for name, value in action.options.items():
                     try:

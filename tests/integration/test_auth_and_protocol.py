@@ -91,8 +91,8 @@ def _cancel(client, options, info) -> int:  # type: ignore[no-untyped-def]
 
 def test_cancelling_a_running_query_ends_its_stream(node) -> None:  # type: ignore[no-untyped-def]
     client, options = flight_client(node)
-    # slow enough to be running when cancelled: a sleep per partition
-    info = _query_info(client, options, "SELECT id, reflect('java.lang.Thread', 'sleep', 3000L) FROM range(0, 4, 1, 4)")
+    # slow enough to be running when cancelled: ten billion joined rows
+    info = _query_info(client, options, "SELECT count(*) FROM range(0, 100000) a CROSS JOIN range(0, 100000) b")
     assert _cancel(client, options, info) == pb.CANCEL_STATUS_CANCELLED
     with pytest.raises(flight.FlightCancelledError) as raised:
         client.do_get(info.endpoints[0].ticket, options).read_all()

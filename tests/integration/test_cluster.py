@@ -32,7 +32,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, zookeeper: ZooKeeperServer
     _add_user(users, USER, PASSWORD)
     _add_user(users, OTHER_USER, OTHER_PASSWORD)
     args = ("--users", str(users), "--zookeeper", f"{zookeeper.connect_string}/cluster-test", "--result-ttl", "15",
-            "--conf", "spark.driver.memory=768m", "--master", "local[1,4]")  # tasks may be retried
+            "--conf", "spark.driver.memory=768m", "--master", "local[1,4]",  # tasks may be retried
+            # the operator trusts these users with reflection: slow partitions (Thread.sleep) for fault tests
+            "--allow-server-access", "reflection")
     with ThreadPoolExecutor(3) as pool:
         nodes = list(pool.map(lambda i: start_node(base / f"node{i}", *args), range(3)))
     yield nodes

@@ -1,0 +1,1 @@
+"""Trust decisions on SQL: what a statement reaches and which tables it touches."""

@@ -57,6 +57,14 @@ def parser() -> argparse.ArgumentParser:
     remove.add_argument("file", type=Path)
     remove.add_argument("user")
 
+    credential = commands.add_parser(
+        "zookeeper-credential",
+        help="create the cluster's ZooKeeper credential (give the same file to every node)",
+        description="Write a new random 'user:password' for ZooKeeper's digest scheme to FILE (mode 0600). "
+        "Every node started with --zookeeper-credential FILE creates the cluster's znodes so that only this "
+        "credential reads or writes them.")
+    credential.add_argument("file", type=Path)
+
     from flightsql.client import add_query_parser
 
     add_query_parser(commands)
@@ -166,6 +174,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "users":
         return _users(args)
+    if args.command == "zookeeper-credential":
+        from flightmanager.zk.credential import create
+
+        try:
+            create(args.file)
+        except FileExistsError:
+            print(f"flightsql zookeeper-credential: {args.file} exists; a cluster keeps its credential", file=sys.stderr)
+            return 1
+        print(f"wrote a ZooKeeper credential to {args.file} (mode 600): give it to every node with "
+              "--zookeeper-credential")
+        return 0
     if args.command == "query":
         from flightsql.client import run_query
 

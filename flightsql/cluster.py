@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from flightmanager.zk import credential as zk_credential
 from flightmanager.zk.embedded import EmbeddedZooKeeper, free_port, spark_jars
 from flightsql.settings import parse_size
 
@@ -283,6 +284,9 @@ class LocalCluster:
                      self.master.url, self.master.ui_url, topology.workers, topology.worker_cores,
                      topology.cores_per_node)
         warehouse = (self.work_dir / "warehouse").resolve()
+        # one ZooKeeper credential for the whole cluster: its znodes are the nodes' alone
+        credential = (self.work_dir / "zookeeper.credential").resolve()
+        zk_credential.load_or_create(credential)
         # The demo table is one table of the shared catalog: the first node creates it.
         demo = "--demo" in self.node_args
         common = [arg for arg in self.node_args if arg != "--demo"]
@@ -292,6 +296,7 @@ class LocalCluster:
                 sys.executable, "-m", "flightsql.cli", "serve", "--port", str(port),
                 "--work-dir", str(self.work_dir / f"node-{i}"),
                 "--zookeeper", f"{self.zookeeper.connect_string}/flightsql",
+                "--zookeeper-credential", str(credential),
                 "--metastore", self.metastore.uri,
                 "--conf", f"spark.sql.warehouse.dir={warehouse}",
                 "--conf", f"spark.app.name=flightsql-node-{i}",

@@ -85,6 +85,11 @@ class Settings:
             raise ValueError("result-ttl and token-ttl must be > 0")
         if self.drain_timeout < 0:
             raise ValueError("drain-timeout must be >= 0")
+        if self.zookeeper and self.zookeeper_credential_file is None:
+            raise ValueError(
+                "joining a ZooKeeper ensemble needs the cluster's credential: --zookeeper-credential FILE "
+                "(create it once with 'flightsql zookeeper-credential FILE' and give every node the same file)"
+            )
         from flightsql.security.guard import parse_allowed
 
         parse_allowed(self.allow_server_access)  # an unknown feature name stops the node at once

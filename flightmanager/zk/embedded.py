@@ -42,18 +42,23 @@ class EmbeddedZooKeeper:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> "EmbeddedZooKeeper":
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # ZooKeeper's snapshots and transaction log hold the cluster secret: for this user alone
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        for path in self.data_dir.rglob("*"):
+            path.chmod(0o700 if path.is_dir() else 0o600)
         config = self.data_dir / "zoo.cfg"
         config.write_text(
             f"dataDir={self.data_dir.resolve()}\nclientPort={self.port}\nclientPortAddress={self.host}\n"
             "tickTime=2000\nmaxSessionTimeout=60000\nadmin.enableServer=false\n"
             "4lw.commands.whitelist=ruok\n"
         )
-        log_file = open(self.data_dir / "zookeeper.log", "ab")
+        config.chmod(0o600)
+        log_file = os.fdopen(os.open(self.data_dir / "zookeeper.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
         self.process = subprocess.Popen(
             ["java", "-Xmx256m", "-Dzookeeper.admin.enableServer=false", "-cp", f"{spark_jars()}/*",
              "org.apache.zookeeper.server.ZooKeeperServerMain", str(config)],
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, umask=0o077,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -29,6 +29,7 @@ from flightmanager.log_context import query_context
 from flightmanager.manager import LocalFlightManager, Node, QueryRecord, SpoolSettings
 from flightmanager.query import QueryState
 from flightmanager.status import QueryStatus, Served
+from flightmanager.zk.credential import Credential
 from flightmanager.zk.membership import Membership
 from flightmanager.zk.paths import Paths
 from flightmanager.zk.registry import QueryInfo, QueryRegistry
@@ -39,18 +40,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def connect(connect_string: str, timeout: float = 30.0) -> KazooClient:
-    """A started kazoo client; ``host:port[,host:port][/chroot]`` (the chroot is created)."""
+def connect(connect_string: str, credential: Credential | None = None, timeout: float = 30.0) -> KazooClient:
+    """A started kazoo client; ``host:port[,host:port][/chroot]`` (the chroot is created).
+
+    With a credential, the client authenticates with it and everything it creates is
+    readable and writable with that credential alone (see :mod:`flightmanager.zk.credential`)."""
+    secured: dict[str, object] = {}
+    if credential is not None:
+        secured = {"auth_data": credential.auth_data, "default_acl": credential.acl}
     hosts, slash, chroot = connect_string.partition("/")
     if slash and chroot:
-        bootstrap = KazooClient(hosts=hosts, timeout=10.0)
+        bootstrap = KazooClient(hosts=hosts, timeout=10.0, **secured)  # type: ignore[arg-type]
         bootstrap.start(timeout=timeout)
         try:
             bootstrap.ensure_path("/" + chroot)
         finally:
             bootstrap.stop()
             bootstrap.close()
-    client = KazooClient(hosts=connect_string, timeout=10.0)
+    client = KazooClient(hosts=connect_string, timeout=10.0, **secured)  # type: ignore[arg-type]
     client.start(timeout=timeout)
     return client
 

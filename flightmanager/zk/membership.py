@@ -18,7 +18,7 @@ import threading
 from typing import Callable
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import NoAuthError, NodeExistsError, NoNodeError
 
 from flightmanager.records import Node
 from flightmanager.zk.paths import Paths
@@ -109,6 +109,10 @@ class Membership:
                 data, _ = self.client.get(self.paths.node(node_id))
                 fresh[node_id] = decode_node(data)
             except NoNodeError:
+                continue
+            except (NoAuthError, ValueError, KeyError, TypeError) as exc:
+                # not a node of this cluster (the ACL keeps others out; this is the second line)
+                log.warning("ignoring member znode %s: %s", node_id, type(exc).__name__)
                 continue
         with self._lock:
             departed = set(self._live) - set(fresh)

@@ -7,10 +7,13 @@ import os
 import socket
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from flightmanager.flight.service import bind_server, serve, start_server
 from flightmanager.internal import InternalFlightService
 from flightmanager.records import Node, SpoolSettings
+from flightmanager.zk import credential as zk_credential
+from flightmanager.zk.credential import Credential, lock_tree
 from flightmanager.zk.embedded import EmbeddedZooKeeper
 from flightmanager.zk.manager import ZooKeeperFlightManager, cluster_secret
 from flightmanager.zk.manager import connect as zk_connect
@@ -76,7 +79,7 @@ class FlightSqlNode:
         settings = self.settings
         settings.check()
         work = settings.work_dir.resolve()
-        work.mkdir(parents=True, exist_ok=True)
+        _private_directory(work)
         self.spark = build_spark(settings)
         if settings.zookeeper:
             zk_string = settings.zookeeper
@@ -84,8 +87,9 @@ class FlightSqlNode:
         else:
             self.embedded_zookeeper = EmbeddedZooKeeper(work / "zookeeper").start()
             zk_string = self.embedded_zookeeper.connect_string
-        self.zk = zk_connect(zk_string)
+        self.zk = zk_connect(zk_string, self._zookeeper_credential(work))
         paths = Paths()
+        lock_tree(self.zk, paths.root, self._zookeeper_credential(work))
         # every node of the cluster shares one secret and derives the same keys from it,
         # one per use: tokens, tickets and pushes work on any node, and none needs the secret
         secret = load_or_create_secret(settings.secret_file) if settings.secret_file else cluster_secret(self.zk, paths)
@@ -157,6 +161,14 @@ class FlightSqlNode:
         )
         return self
 
+    def _zookeeper_credential(self, work: Path) -> Credential:
+        """The cluster's ZooKeeper credential: the file given, or (embedded ZooKeeper) one of
+        this node's own, created at first start."""
+        path = self.settings.zookeeper_credential_file
+        if path is not None:
+            return zk_credential.load(path)
+        return zk_credential.load_or_create(work / "zookeeper.credential")  # settings.check: embedded only
+
     def drain(self, timeout: float) -> bool:
         """Take no new work (new queries are UNAVAILABLE here and get no part elsewhere), and
         wait until the results this node holds have been read; see ``--drain-timeout``."""
@@ -181,6 +193,16 @@ class FlightSqlNode:
             except Exception as exc:  # noqa: BLE001 - keep stopping the rest
                 log.warning("stopping %s: %s: %s", name, type(exc).__name__, exc)
         log.info("stopped")
+
+
+def _private_directory(path: Path) -> None:
+    """The node's work directory (results, staging, metastore, ZooKeeper data, credentials)
+    is for the node's user alone: created 0700, narrowed to 0700 if it was wider."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("work directory %s was open to others (mode %o): narrowed to 700", path, mode)
+        path.chmod(0o700)
 
 
 def _internal_host(settings: Settings, bound: str) -> str:

@@ -31,7 +31,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, zookeeper: ZooKeeperServer
     users = base / "users"
     _add_user(users, USER, PASSWORD)
     _add_user(users, OTHER_USER, OTHER_PASSWORD)
-    args = ("--users", str(users), "--zookeeper", f"{zookeeper.connect_string}/cluster-test", "--result-ttl", "15",
+    args = ("--users", str(users), *zookeeper.node_args("/cluster-test"), "--result-ttl", "15",
             "--conf", "spark.driver.memory=768m", "--master", "local[1,4]",  # tasks may be retried
             # the operator trusts these users with reflection: slow partitions (Thread.sleep) for fault tests
             "--allow-server-access", "reflection")

@@ -10,17 +10,17 @@ import os
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow.flight as flight
 import pytest
-from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from flightmanager.zk.embedded import EmbeddedZooKeeper
 from flightmanager.zk.paths import Paths
 from flightmanager.zk.registry import QueryInfo
 from tests.integration.conftest import PASSWORD, USER, RunningNode, _add_user, start_node, stop_node, wait_until
+from tests.integration.zookeeper import ZooKeeperServer, running_zookeeper
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -29,11 +29,10 @@ SPREAD_SQL = "SELECT id, id % 7 AS bucket, CAST(id AS STRING) AS label FROM rang
 
 
 class Cluster:
-    def __init__(self, nodes: list[RunningNode], zookeeper: EmbeddedZooKeeper) -> None:
+    def __init__(self, nodes: list[RunningNode], zookeeper: ZooKeeperServer) -> None:
         self.nodes = nodes
         self.uri = nodes[0].uri
-        self.zk = KazooClient(hosts=zookeeper.connect_string + CHROOT)
-        self.zk.start(timeout=30)
+        self.zk = zookeeper.client(CHROOT)
 
     def queries_with(self, text: str) -> list[QueryInfo]:
         """The query records whose SQL holds ``text``, oldest first."""
@@ -56,13 +55,17 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def starting_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedZooKeeper, list[Future[RunningNode]]]]:
+def starting_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ZooKeeperServer, list[Future[RunningNode]]]]:
     """Two nodes on one ZooKeeper, starting in the background while the test's Spark starts."""
     base = tmp_path_factory.mktemp("datasource")
-    zookeeper = EmbeddedZooKeeper(base / "zookeeper").start()
+    with running_zookeeper(base / "zookeeper") as zookeeper:
+        yield from _starting_nodes(base, zookeeper)
+
+
+def _starting_nodes(base: Path, zookeeper: ZooKeeperServer) -> Iterator[tuple[ZooKeeperServer, list[Future[RunningNode]]]]:
     users = base / "users"
     _add_user(users, USER, PASSWORD)
-    args = ("--users", str(users), "--zookeeper", zookeeper.connect_string + CHROOT, "--result-ttl", "120",
+    args = ("--users", str(users), *zookeeper.node_args(CHROOT), "--result-ttl", "120",
             "--execution-mode", "distributed", "--conf", "spark.driver.memory=640m", "--master", "local[2]")
     with ThreadPoolExecutor(2) as pool:
         starting = [pool.submit(start_node, base / f"node{i}", *args) for i in range(2)]
@@ -71,11 +74,10 @@ def starting_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
             node = future.result()
             if node.process.poll() is None:
                 stop_node(node)
-    zookeeper.stop()
 
 
 @pytest.fixture(scope="module")
-def cluster(starting_cluster: tuple[EmbeddedZooKeeper, list[Future[RunningNode]]]) -> Iterator[Cluster]:
+def cluster(starting_cluster: tuple[ZooKeeperServer, list[Future[RunningNode]]]) -> Iterator[Cluster]:
     zookeeper, starting = starting_cluster
     running = Cluster([future.result() for future in starting], zookeeper)
     yield running

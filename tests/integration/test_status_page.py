@@ -83,7 +83,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[WatchedNode
     zookeeper = EmbeddedZooKeeper(base / "zookeeper").start()
     users = base / "users"
     _add_user(users, USER, PASSWORD)
-    common = ("--users", str(users), "--zookeeper", f"{zookeeper.connect_string}/status-test", "--http-port", "0",
+    common = ("--users", str(users), *zookeeper.node_args("/status-test"), "--http-port", "0",
               "--log-format", "json", "--conf", "spark.driver.memory=768m")
     with ThreadPoolExecutor(2) as pool:
         started = list(pool.map(lambda args: start_node(base / args[0], *common, *args[1:]), [("a", "--demo"), ("b",)]))

@@ -11,7 +11,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from flightmanager.records import Node
-from flightmanager.zk.manager import cluster_secret, connect
+from flightmanager.zk.manager import cluster_secret
 from flightmanager.zk.membership import Membership
 from flightmanager.zk.paths import Paths
 from flightmanager.zk.registry import QueryInfo, QueryRegistry
@@ -23,8 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture()
 def client(zookeeper: ZooKeeperServer, request: pytest.FixtureRequest) -> Iterator[KazooClient]:
-    chroot = f"{zookeeper.connect_string}/{request.node.name.replace('[', '_').replace(']', '_')}"
-    kazoo = connect(chroot)
+    kazoo = zookeeper.client(f"/{request.node.name.replace('[', '_').replace(']', '_')}")
     yield kazoo
     kazoo.stop()
     kazoo.close()
@@ -111,8 +110,7 @@ def test_records_from_a_newer_node_are_read(client: KazooClient) -> None:
 
 
 def test_every_node_gets_the_same_secret(zookeeper: ZooKeeperServer, client: KazooClient) -> None:
-    other = KazooClient(hosts=zookeeper.connect_string + "/" + client.chroot.strip("/"))
-    other.start(10)
+    other = zookeeper.client(client.chroot)
     try:
         assert cluster_secret(client, Paths()) == cluster_secret(other, Paths())
         assert len(cluster_secret(client, Paths())) == 32
@@ -126,8 +124,7 @@ def test_member_re_registers_after_its_session_expires(zookeeper: ZooKeeperServe
     node = Node("node-x", "grpc://127.0.0.1:1", "grpc://127.0.0.1:2", "host")
     departed: list[str] = []
     watcher = Membership(client, paths, node).start()
-    observer_client = KazooClient(hosts=zookeeper.connect_string + client.chroot)
-    observer_client.start(10)
+    observer_client = zookeeper.client(client.chroot)
     observer = Membership(observer_client, paths, Node("node-y", "u", "i", "h"), departed.append).start()
     try:
         wait_until(lambda: observer.is_live("node-x"), what="node-x to be seen")

@@ -37,6 +37,21 @@ START_TIMEOUT = 120.0
 class ZooKeeperServer:
     connect_string: str
     kind: str  # "container" or "embedded"
+    #: the cluster credential the tests' nodes share (--zookeeper-credential)
+    credential_file: Path | None = None
+
+    def node_args(self, chroot: str) -> tuple[str, ...]:
+        """What a node of a cluster on this ZooKeeper is started with."""
+        assert self.credential_file is not None
+        return ("--zookeeper", f"{self.connect_string}{chroot}", "--zookeeper-credential", str(self.credential_file))
+
+    def client(self, chroot: str = ""):  # type: ignore[no-untyped-def]
+        """A started kazoo client holding the cluster credential."""
+        from flightmanager.zk import credential
+        from flightmanager.zk.manager import connect
+
+        assert self.credential_file is not None
+        return connect(self.connect_string + chroot, credential.load(self.credential_file))
 
 
 def choice() -> str:
@@ -105,7 +120,20 @@ def _embedded(directory: Path) -> Iterator[ZooKeeperServer]:
 
 @contextmanager
 def running_zookeeper(directory: Path) -> Iterator[ZooKeeperServer]:
-    """A ZooKeeper for the duration of the block, as ``FLIGHTSQL_TEST_ZOOKEEPER`` chooses."""
+    """A ZooKeeper for the duration of the block, as ``FLIGHTSQL_TEST_ZOOKEEPER`` chooses,
+    with a cluster credential for the nodes started on it."""
+    from dataclasses import replace
+
+    from flightmanager.zk import credential
+
+    credential_file = directory / "cluster.credential"
+    credential.load_or_create(credential_file)
+    with _running_zookeeper(directory / "server") as server:
+        yield replace(server, credential_file=credential_file)
+
+
+@contextmanager
+def _running_zookeeper(directory: Path) -> Iterator[ZooKeeperServer]:
     wanted = choice()
     if wanted == "embedded":
         with _embedded(directory) as server:

@@ -275,7 +275,8 @@ class LocalFlightManager(SparkFlightManager):
     def _run_job(self, record: QueryRecord, df: "DataFrame") -> None:
         sc = self.spark.sparkContext
         query_id = record.query_id
-        sc.setJobGroup(query_id, f"{record.owner}: {record.sql[:200]}", interruptOnCancel=True)
+        # named by the query id alone: Spark's UI and logs show no user's name or SQL
+        sc.setJobGroup(query_id, f"flightsql query {query_id}", interruptOnCancel=True)
         spool = record.spool
         assert spool is not None
         try:

@@ -93,6 +93,10 @@ class Settings:
         from flightsql.security.guard import parse_allowed
 
         parse_allowed(self.allow_server_access)  # an unknown feature name stops the node at once
+        if self.policy_file is not None:
+            from flightsql.security.policy import Policy
+
+            Policy.load(self.policy_file)  # a malformed policy too, with the file and policy named
         _one_of("execution-mode", self.execution_mode, EXECUTION_MODES)
         _one_of("log-format", self.log_format, LOG_FORMATS)
         _one_of("log-level", self.log_level.upper(), LOG_LEVELS)

@@ -24,6 +24,7 @@ from flightsql.auth import Authenticator, TokenSigner, UsersFile, load_or_create
 from flightsql.server.service import FlightSqlService
 from flightsql.server.tickets import Tickets
 from flightsql.security.guard import Gate, parse_allowed
+from flightsql.security.policy import Authorizer
 from flightsql.security.plan import Feature
 from flightsql.settings import Settings
 from flightsql.web.server import StatusServer
@@ -36,6 +37,8 @@ VERSION = "0.1.0"
 def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
     # Executors' Python workers must use this interpreter (it has pyarrow and us).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if settings.spark_ui and settings.host not in ("0.0.0.0", "::", ""):
+        os.environ["SPARK_LOCAL_IP"] = settings.host  # Spark's web UI binds where this says
     from pyspark.sql import SparkSession
 
     # Spark's JVM logs in the node's format (a --conf spark.driver.extraJavaOptions replaces this)
@@ -46,6 +49,8 @@ def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
         SparkSession.builder.appName(f"flightsql-{settings.port}")
         .master(settings.master)
         .config("spark.ui.showConsoleProgress", "false")
+        # Spark's UI lists every job: off unless asked for, and then on the node's own address
+        .config("spark.ui.enabled", "true" if settings.spark_ui else "false")
         .config("spark.sql.warehouse.dir", str((settings.work_dir / "warehouse").resolve()))
         .config("spark.driver.extraJavaOptions", java_options)
         # A persistent catalog: tables survive a restart (embedded Derby metastore in
@@ -99,6 +104,7 @@ class FlightSqlNode:
         if users is None:
             log.warning("authentication is off (no --users file): listening on %s only", settings.host)
         authenticator = Authenticator(users, TokenSigner(keys.tokens, settings.token_ttl))
+        self.authorizer = Authorizer.from_file(settings.policy_file)
 
         holder: dict[str, ZooKeeperFlightManager] = {}
         internal = InternalFlightService(
@@ -115,8 +121,13 @@ class FlightSqlNode:
         self.status_server: StatusServer | None = None
         if settings.http_port is not None:
             self.status_server = StatusServer(
-                settings.host, settings.http_port, lambda: holder["manager"].status(), VERSION
+                settings.host, settings.http_port, lambda: holder["manager"].status(), VERSION,
+                authenticator=authenticator, is_admin=lambda user: self.authorizer.is_admin(user),
+                open_to_all=settings.status_open,
             ).start()
+            if settings.status_open and users is not None:
+                log.warning("status page open to anyone who reaches %s:%s (--status-open): it shows every "
+                            "user's SQL", settings.host, self.status_server.port)
         node = Node(
             node_id=f"{socket.gethostname()}:{port}",
             public_uri=f"grpc://{_uri_host(settings.public_host)}:{port}",
@@ -147,7 +158,8 @@ class FlightSqlNode:
         self.service = FlightSqlService(
             self.spark, self.manager, authenticator, work / "staging", VERSION,
             tickets=Tickets(keys.tickets), execution_mode=settings.execution_mode,
-            gate=Gate(parse_allowed(settings.allow_server_access)),
+            gate=Gate(parse_allowed(settings.allow_server_access), self.authorizer.authorize),
+            authorizer=self.authorizer,
         )
         serve(self.public_server, self.service)
         self.port = port

@@ -33,7 +33,7 @@ from flightmanager.log_context import query_context
 from flightmanager.manager import Submitted, arrow_schema
 from flightsql.auth import Authenticator, Principal
 from flightsql.catalog import schemas
-from flightsql.errors import InvalidArgument, Unavailable, Unimplemented
+from flightsql.errors import InvalidArgument, NotFound, Unavailable, Unimplemented
 from flightsql.protocol import commands as cmd
 from flightsql.protocol import results
 from flightsql.server import ingest, metadata
@@ -53,6 +53,8 @@ from flightsql.server.statements import (
 from flightsql.server.status import spark_status
 from flightsql.server.tickets import StatementHandle, Tickets
 from flightsql.security.guard import Gate
+from flightsql.security.plan import Access, Privilege, TableName
+from flightsql.security.policy import Authorizer
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -98,6 +100,7 @@ class FlightSqlService(FlightService):
         tickets: Tickets,
         execution_mode: str = "auto",
         gate: Gate | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         if execution_mode not in EXECUTION_MODES:
             raise ValueError(f"execution mode must be one of {EXECUTION_MODES}, got {execution_mode!r}")
@@ -110,6 +113,7 @@ class FlightSqlService(FlightService):
         self.tickets = tickets
         #: every statement is judged here before it is prepared or run
         self.gate = gate or Gate()
+        self.authorizer = authorizer or Authorizer(None)
         self.sessions = Sessions(spark)
         self.prepared = PreparedStatements()
         self._sql_info = None
@@ -165,8 +169,28 @@ class FlightSqlService(FlightService):
             df, prepared.analysed = (prepared.analysed, None) if not rows else (None, None)
             with self._refusals_listed(user, prepared.statement.sql):
                 return self._execute(call, prepared.statement, rows[0] if rows else None, df)
-        table = self._metadata(spark, command)
+        table = self._visible(user, self._metadata(spark, command, user))
         return self.manager.publish(table.schema, table.to_batches(), owner=user, sql=command.name)
+
+    def _visible(self, user: str, table: pa.Table) -> pa.Table:
+        """Catalog listings with only what the policy lets ``user`` see (the rest is not there)."""
+        if self.authorizer.policy is None or "catalog_name" not in table.column_names:
+            return table
+        names = [table.column(c).to_pylist() if c in table.column_names else [None] * table.num_rows
+                 for c in ("catalog_name", "db_schema_name", "table_name")]
+        keep = [catalog is None or self.authorizer.can_see(user, catalog, schema, name)  # None: a temporary view
+                for catalog, schema, name in zip(*names)]
+        return table.filter(pa.array(keep, pa.bool_()))
+
+    def _check_table(self, spark: "SparkSession", user: str, catalog: str | None, db_schema: str | None,
+                     table: str) -> None:
+        """NOT_FOUND for a table that does not exist or that ``user`` may not see (the same answer)."""
+        current = spark.catalog.currentCatalog()
+        schema = db_schema or spark.catalog.currentDatabase()
+        if not self.authorizer.can_see(user, catalog or current, schema, table):
+            parts = [p for p in (catalog, db_schema) if p] + [table]
+            raise NotFound(f"table {'.'.join(parts)} not found")
+        metadata.check_table(spark, catalog, db_schema, table)
 
     @contextmanager
     def _refusals_listed(self, user: str, sql: str) -> Iterator[None]:
@@ -181,7 +205,7 @@ class FlightSqlService(FlightService):
                 self.manager.rejected(user, sql, error)
             raise
 
-    def _metadata(self, spark: "SparkSession", command: Any) -> pa.Table:
+    def _metadata(self, spark: "SparkSession", command: Any, user: str) -> pa.Table:
         if isinstance(command, cmd.CommandGetCatalogs):
             return metadata.catalogs(spark)
         if isinstance(command, cmd.CommandGetDbSchemas):
@@ -200,14 +224,14 @@ class FlightSqlService(FlightService):
 
             return xdbc_type_info(command.data_type)
         if isinstance(command, cmd.CommandGetPrimaryKeys):
-            metadata.check_table(spark, command.catalog, command.db_schema, command.table)
+            self._check_table(spark, user, command.catalog, command.db_schema, command.table)
             return metadata.primary_keys()
         if isinstance(command, (cmd.CommandGetExportedKeys, cmd.CommandGetImportedKeys)):
-            metadata.check_table(spark, command.catalog, command.db_schema, command.table)
+            self._check_table(spark, user, command.catalog, command.db_schema, command.table)
             return metadata.foreign_keys()
         if isinstance(command, cmd.CommandGetCrossReference):
-            metadata.check_table(spark, command.pk_catalog, command.pk_db_schema, command.pk_table)
-            metadata.check_table(spark, command.fk_catalog, command.fk_db_schema, command.fk_table)
+            self._check_table(spark, user, command.pk_catalog, command.pk_db_schema, command.pk_table)
+            self._check_table(spark, user, command.fk_catalog, command.fk_db_schema, command.fk_table)
             return metadata.foreign_keys()
         if isinstance(command, cmd.CommandStatementSubstraitPlan):
             raise Unimplemented("CommandStatementSubstraitPlan: Substrait plans are not supported")
@@ -338,6 +362,7 @@ class FlightSqlService(FlightService):
             count = self._update(spark, call.principal.user, classify(spark, command.query), [None])
             yield pb.PutResult(app_metadata=results.do_put_update_result(count))
         elif isinstance(command, cmd.CommandStatementIngest):
+            self._authorize_ingest(spark, call.principal.user, command)
             staged, rows = ingest.stage(_typed(batches), schema, self.staging_dir / "ingest")
             try:
                 count = ingest.load(spark, command, staged, rows, self.staging_dir / "temporary")
@@ -355,6 +380,22 @@ class FlightSqlService(FlightService):
             yield pb.PutResult(app_metadata=results.do_put_update_result(count))
         else:
             raise InvalidArgument(f"{command.name} is not a command for DoPut")
+
+    def _authorize_ingest(self, spark: "SparkSession", user: str, command: cmd.CommandStatementIngest) -> None:
+        """An upload into a table needs CREATE where it makes one, MODIFY where it appends, and
+        DROP and CREATE where it replaces one; a session's temporary tables are its own."""
+        name = ingest.target_name(command)  # validated identifiers first
+        if command.temporary or self.authorizer.policy is None:
+            return
+        table = TableName(command.catalog or spark.catalog.currentCatalog(),
+                          command.schema or spark.catalog.currentDatabase(), command.table)
+        if not spark.catalog.tableExists(name):
+            needed = [Privilege.CREATE]
+        elif command.if_exists == "replace":
+            needed = [Privilege.DROP, Privilege.CREATE]
+        else:
+            needed = [Privilege.MODIFY]
+        self.authorizer.check(user, [Access(p, table) for p in needed])
 
     def _update(self, spark: "SparkSession", user: str, statement: Statement, rows: list[Any]) -> int:
         if statement.kind is StatementKind.QUERY:

@@ -4,8 +4,11 @@
 ``/api/status``  the same as JSON
 ``/metrics``     Prometheus exposition of the process's default registry
 
-Anything else is 404.  It listens on the host of the public Flight server; like the
-Spark UI it has no authentication of its own, and it shows every user's SQL text.
+Anything else is 404.  It listens on the host of the public Flight server.  Every path
+asks for a login, the same as Flight's (HTTP Basic with a user's password, or a bearer
+token a Flight login returned); a user sees their own queries, an admin of the
+authorization policy everyone's.  ``--status-open`` serves everything without a login,
+for trusted networks; so does a node without users (bound to loopback).
 """
 
 from __future__ import annotations
@@ -22,12 +25,20 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from dataclasses import replace
+
 from flightmanager.status import ClusterStatus
+from flightsql.auth import Authenticator
+from flightsql.errors import FlightSqlError, Unauthenticated
 from flightsql.web import page
 
 log = logging.getLogger(__name__)
 
 StatusSource = Callable[[], ClusterStatus]
+Response = tuple[int, str, bytes, dict[str, str]]
+#: the viewer of a response: a user name, or None for "everyone's queries"
+Viewer = str | None
+REALM = 'Basic realm="flightsql", charset="UTF-8"'
 
 
 class _Server(ThreadingHTTPServer):
@@ -42,10 +53,17 @@ class _Server6(_Server):
 class StatusServer:
     """Serves ``status()`` (called per request) until :meth:`stop`."""
 
-    def __init__(self, host: str, port: int, status: StatusSource, version: str) -> None:
+    def __init__(
+        self, host: str, port: int, status: StatusSource, version: str,
+        authenticator: Authenticator | None = None, is_admin: Callable[[str], bool] = lambda user: False,
+        open_to_all: bool = False,
+    ) -> None:
         self.host = host
         self._status = status
         self._version = version
+        self._authenticator = authenticator if authenticator is not None and authenticator.enabled else None
+        self._is_admin = is_admin
+        self._open = open_to_all or self._authenticator is None
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), _handler(self))
         self.port: int = self._server.server_address[1]
@@ -68,22 +86,39 @@ class StatusServer:
             self._thread.join(5)
         self._server.server_close()
 
+    # -- who asks --------------------------------------------------------------------
+    def viewer(self, authorization: str | None) -> Viewer:
+        """Who a request is from (None: may see everything); raises Unauthenticated."""
+        if self._open:
+            return None
+        assert self._authenticator is not None
+        metadata = {} if authorization is None else {"authorization": authorization}
+        user = self._authenticator.authenticate(metadata).principal.user
+        return None if self._is_admin(user) else user
+
+    def _status_for(self, viewer: Viewer) -> ClusterStatus:
+        status = self._status()
+        if viewer is None:
+            return status
+        return replace(status, queries=tuple(q for q in status.queries if q.owner == viewer))
+
     # -- responses -------------------------------------------------------------------
-    def page(self) -> tuple[int, str, bytes, dict[str, str]]:
+    def page(self, viewer: Viewer = None) -> Response:
         nonce = secrets.token_urlsafe(16)
-        body = page.render(self._status(), self._version, nonce).encode()
+        body = page.render(self._status_for(viewer), self._version, nonce).encode()
         policy = (
             f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
             "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         )
         return HTTPStatus.OK, "text/html; charset=utf-8", body, {"Content-Security-Policy": policy}
 
-    def api_status(self) -> tuple[int, str, bytes, dict[str, str]]:
-        doc = self._status().to_dict()
+    def api_status(self, viewer: Viewer = None) -> Response:
+        doc = self._status_for(viewer).to_dict()
         doc["version"] = self._version
         return HTTPStatus.OK, "application/json", json.dumps(doc).encode(), {}
 
-    def metrics(self) -> tuple[int, str, bytes, dict[str, str]]:
+    def metrics(self, viewer: Viewer = None) -> Response:
+        # figures per node only: no label carries a user's name or SQL
         return HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(REGISTRY), {}
 
 
@@ -106,7 +141,18 @@ def _handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
                 self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n", {}, with_body)
                 return
             try:
-                response = route()
+                viewer = server.viewer(self.headers.get("Authorization"))
+            except Unauthenticated as exc:
+                body = f"{exc.message}\n".encode()
+                self._send(HTTPStatus.UNAUTHORIZED, "text/plain; charset=utf-8", body,
+                           {"WWW-Authenticate": REALM}, with_body)
+                return
+            except FlightSqlError as exc:  # the users file is unusable: nobody logs in
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", f"{exc.message}\n".encode(),
+                           {}, with_body)
+                return
+            try:
+                response = route(viewer)
             except Exception as exc:  # noqa: BLE001 - a status page must not take anything down
                 log.warning("status page %s failed: %s: %s", self.path, type(exc).__name__, exc)
                 body = f"status unavailable: {type(exc).__name__}\n".encode()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import shutil
 import subprocess
@@ -16,10 +18,10 @@ from typing import Any, Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from flightmanager.zk.embedded import EmbeddedZooKeeper
 from tests.integration.conftest import (
-    PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node, wait_until,
+    OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node, wait_until,
 )
+from tests.integration.zookeeper import running_zookeeper
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +32,28 @@ REFUSED_SQL = "SELECT * FROM no_such_table_here"  # refused before anything runs
 BROWSERS = ("chromium", "chromium-browser", "chromium-headless-shell")
 
 
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 @dataclass
 class WatchedNode:
     node: RunningNode
     url: str  # of the status page
+    #: the Authorization header the requests send (an operator logged in as alice)
+    authorization: str | None = basic(USER, PASSWORD)
 
     @property
     def node_id(self) -> str:
         return self.get_json("api/status")["node"]["node_id"]
 
-    def get(self, path: str) -> tuple[int, str]:
+    def get(self, path: str, authorization: str | None = "") -> tuple[int, str]:
+        request = urllib.request.Request(self.url + path)
+        header = self.authorization if authorization == "" else authorization
+        if header is not None:
+            request.add_header("Authorization", header)
         try:
-            with urllib.request.urlopen(self.url + path, timeout=20) as response:
+            with urllib.request.urlopen(request, timeout=20) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
@@ -80,16 +92,22 @@ def _status_url(node: RunningNode) -> str:
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[WatchedNode]]:
     base = tmp_path_factory.mktemp("status")
-    zookeeper = EmbeddedZooKeeper(base / "zookeeper").start()
     users = base / "users"
     _add_user(users, USER, PASSWORD)
-    common = ("--users", str(users), *zookeeper.node_args("/status-test"), "--http-port", "0",
-              "--log-format", "json", "--conf", "spark.driver.memory=768m")
-    with ThreadPoolExecutor(2) as pool:
-        started = list(pool.map(lambda args: start_node(base / args[0], *common, *args[1:]), [("a", "--demo"), ("b",)]))
-    yield [WatchedNode(node, _status_url(node)) for node in started]
-    codes = [stop_node(node) for node in started]
-    zookeeper.stop()
+    _add_user(users, OTHER_USER, OTHER_PASSWORD)
+    policy = base / "policy.json"  # alice is the operator: she sees every user's queries
+    policy.write_text(json.dumps({"policies": [
+        {"name": "operator", "users": [USER], "privileges": ["admin"]},
+        {"name": "everyone else", "users": ["*"], "privileges": ["select", "modify", "create", "drop"]},
+    ]}))
+    with running_zookeeper(base / "zookeeper") as zookeeper:
+        common = ("--users", str(users), "--policy", str(policy), *zookeeper.node_args("/status-test"),
+                  "--http-port", "0", "--log-format", "json", "--conf", "spark.driver.memory=768m")
+        with ThreadPoolExecutor(2) as pool:
+            started = list(pool.map(lambda args: start_node(base / args[0], *common, *args[1:]),
+                                    [("a", "--demo"), ("b",)]))
+        yield [WatchedNode(node, _status_url(node)) for node in started]
+        codes = [stop_node(node) for node in started]
     assert codes == [0, 0], "\n".join(node.log()[-3000:] for node in started)
 
 
@@ -184,7 +202,9 @@ def test_the_page_renders_in_a_real_browser(nodes: list[WatchedNode], ran: dict[
     second = nodes[1]  # a node that neither coordinated nor was asked: the cluster-wide view
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=7000"]
-    dom = subprocess.run([*flags, "--dump-dom", second.url], capture_output=True, text=True, timeout=120, check=True).stdout
+    # an operator's browser, logged in (credentials in the URL: Basic on every request of the page)
+    url = second.url.replace("http://", f"http://{USER}:{PASSWORD}@")
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
     assert 'data-refreshes="' in dom  # the page's script ran (its policy allowed it) and refreshed the view
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # the SQL text, shown as text
     assert "<script>alert(1)" not in dom  # never as markup
@@ -192,7 +212,7 @@ def test_the_page_renders_in_a_real_browser(nodes: list[WatchedNode], ran: dict[
     for node in nodes:
         assert node.node_id in dom.split('<table id="nodes">')[1].split("</table>")[0]
     screenshot = tmp_path / "status.png"
-    subprocess.run([*flags, "--hide-scrollbars", "--window-size=1400,1000", f"--screenshot={screenshot}", second.url],
+    subprocess.run([*flags, "--hide-scrollbars", "--window-size=1400,1000", f"--screenshot={screenshot}", url],
                    capture_output=True, timeout=120, check=True)
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 10_000
 
@@ -223,3 +243,111 @@ def test_log_lines_about_a_query_carry_its_id(nodes: list[WatchedNode], ran: dic
     # Spark's JVM writes JSON lines too (its task failure for the bad query, with the stack on one line)
     jvm = [r for r in records if r["logger"].startswith("org.apache.spark")]
     assert any("id too large" in r.get("exception", "") + r["message"] for r in jvm)
+
+
+# -- who may look ----------------------------------------------------------------------------
+
+BOB_SQL = "SELECT id AS bobs_own_query FROM range(0, 10, 1, 2)"
+
+
+@pytest.mark.parametrize("path", ["", "api/status", "metrics"])
+def test_every_path_asks_for_a_login(nodes: list[WatchedNode], path: str) -> None:
+    for authorization in (None, basic(USER, "wrong-password"), basic("mallory", PASSWORD), "Bearer v2.forged.token",
+                          "Basic !!!"):
+        request = urllib.request.Request(nodes[0].url + path)
+        if authorization is not None:
+            request.add_header("Authorization", authorization)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=20)
+        assert refused.value.code == 401, (path, authorization)
+        assert refused.value.headers["WWW-Authenticate"].startswith('Basic realm="flightsql"')
+        body = refused.value.read().decode()
+        assert "SELECT" not in body and "Traceback" not in body
+
+
+def test_users_see_their_own_queries_and_admins_everyones(nodes: list[WatchedNode], ran: dict[str, Any]) -> None:
+    import pyarrow.flight as flight
+
+    first = nodes[0]
+    with connect(first.node, OTHER_USER, OTHER_PASSWORD) as conn, conn.cursor() as cur:
+        cur.execute(BOB_SQL)
+        assert len(cur.fetchall()) == 10
+    client = flight.connect(first.node.uri)
+    _, token = client.authenticate_basic_token(OTHER_USER, OTHER_PASSWORD)  # bob's Flight login
+    for bob in (basic(OTHER_USER, OTHER_PASSWORD), token.decode()):
+        code, body = first.get("api/status", authorization=bob)
+        assert code == 200, body
+        assert BOB_SQL in body and GOOD_SQL not in body and BAD_SQL not in body
+        code, page_html = first.get("", authorization=bob)
+        assert code == 200 and "bobs_own_query" in page_html and "alert(1)" not in page_html
+    wait_until(lambda: first.query(BOB_SQL) is not None, what="bob's query on the admin's view")
+    assert first.query(GOOD_SQL) is not None  # alice, an admin of the policy, sees both
+
+
+def _listening_ports(pid: int) -> dict[int, str]:
+    """TCP ports a process listens on, with the address each is bound to."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    ports = {}
+    for line in out.splitlines():
+        if f"pid={pid}," in line:
+            address, _, port = line.split()[3].rpartition(":")
+            ports[int(port)] = address.strip("[]").removeprefix("::ffff:")  # an IPv4 address in IPv6 form
+    return ports
+
+
+def _jvm_of(node: RunningNode) -> int:
+    children = Path(f"/proc/{node.process.pid}/task/{node.process.pid}/children").read_text().split()
+    for child in children:
+        if "java" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+            return int(child)
+    raise AssertionError("no JVM under the node")
+
+
+def _spark_ui(port: int, path: str = "/api/v1/applications") -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+    except (urllib.error.URLError, http.client.HTTPException, OSError):  # not an HTTP server at all
+        return 0, ""
+
+
+def test_spark_ui_is_off_by_default(nodes: list[WatchedNode]) -> None:
+    ports = _listening_ports(_jvm_of(nodes[0].node))
+    assert ports, "the JVM listens (py4j at least)"
+    assert all(_spark_ui(port)[0] != 200 for port in ports), ports
+
+
+@pytest.fixture(scope="module")
+def open_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WatchedNode]:
+    base = tmp_path_factory.mktemp("status-open")
+    _add_user(base / "users", USER, PASSWORD)
+    node = start_node(base / "node", "--users", str(base / "users"), "--http-port", "0", "--status-open",
+                      "--spark-ui", "--log-format", "json", "--conf", "spark.driver.memory=768m")
+    yield WatchedNode(node, _status_url(node), authorization=None)
+    assert stop_node(node) == 0
+
+
+def test_an_open_page_serves_without_a_login(open_node: WatchedNode) -> None:
+    with connect(open_node.node) as conn, conn.cursor() as cur:
+        cur.execute(GOOD_SQL)
+        assert cur.fetch_arrow_table().num_rows == 1000
+    for path in ("", "api/status", "metrics"):
+        code, _ = open_node.get(path)
+        assert code == 200, path
+    assert open_node.query(GOOD_SQL) is not None
+
+
+def test_an_asked_for_spark_ui_listens_on_the_host_and_names_no_sql(open_node: WatchedNode) -> None:
+    with connect(open_node.node) as conn, conn.cursor() as cur:
+        cur.execute(GOOD_SQL)
+        cur.fetch_arrow_table()
+    ports = _listening_ports(_jvm_of(open_node.node))
+    ui = [port for port in ports if _spark_ui(port)[0] == 200]
+    assert len(ui) == 1, ports
+    assert ports[ui[0]] == "127.0.0.1"  # the node's --host, not every interface
+    (app,) = json.loads(_spark_ui(ui[0])[1])
+    code, jobs = _spark_ui(ui[0], f"/api/v1/applications/{app['id']}/jobs")
+    assert code == 200 and "flightsql query" in jobs
+    assert "alert(1)" not in jobs and "range(0, 1000" not in jobs and USER not in jobs

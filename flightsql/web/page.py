@@ -49,7 +49,8 @@ _SCRIPT = """
 (function () {
   var refreshes = 0;
   function refresh() {
-    fetch(window.location.pathname, {cache: "no-store"}).then(function (response) {
+    // the origin names no credentials, even where the page was opened with user:password@ in its URL
+    fetch(window.location.origin + window.location.pathname, {cache: "no-store", credentials: "same-origin"}).then(function (response) {
       if (!response.ok) { throw new Error(response.status); }
       return response.text();
     }).then(function (text) {

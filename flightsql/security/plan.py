@@ -168,6 +168,9 @@ _WRITES: dict[str, Privilege] = {
     "DropTable": Privilege.DROP, "DropView": Privilege.DROP,
     "CreateNamespace": Privilege.CREATE, "DropNamespace": Privilege.DROP,
     "CacheTable": Privilege.SELECT, "UncacheTable": Privilege.SELECT,
+    # a table's definition is read with the table
+    "DescribeRelation": Privilege.SELECT, "DescribeColumn": Privilege.SELECT, "ShowCreateTable": Privilege.SELECT,
+    "ShowColumns": Privilege.SELECT, "ShowTableProperties": Privilege.SELECT, "ShowPartitions": Privilege.SELECT,
 }
 _REPLACES = {"ReplaceTable", "ReplaceTableAsSelect"}
 _NAMESPACE_COMMANDS = {"CreateNamespace", "DropNamespace", "SetNamespaceProperties", "SetNamespaceLocation"}

@@ -89,7 +89,8 @@ def test_what_no_policy_grants_is_refused_and_named(secured: RunningNode) -> Non
     # hidden in a subquery, a join, a CTE: the plan names it all the same
     for sql in ("SELECT * FROM demo.trips WHERE EXISTS (SELECT 1 FROM hr.salaries)",
                 "WITH s AS (SELECT * FROM hr.salaries) SELECT * FROM s",
-                "SELECT t.city FROM demo.trips t JOIN hr.salaries s ON t.city = s.name"):
+                "SELECT t.city FROM demo.trips t JOIN hr.salaries s ON t.city = s.name",
+                "DESCRIBE TABLE hr.salaries", "SHOW CREATE TABLE hr.salaries"):
         assert "spark_catalog.hr.salaries" in _denied(secured, "bob", sql)
 
 

@@ -9,7 +9,7 @@ is made on the plans (:mod:`flightsql.security.plan`), before anything runs.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from flightsql.errors import PermissionDenied
 from flightsql.security.plan import Feature, PlanFacts, inspect, protected_setting
@@ -53,9 +53,12 @@ class Gate:
         if allowed:
             log.warning("users may reach the server through: %s", ", ".join(sorted(f.value for f in allowed)))
 
-    def check(self, spark: "SparkSession", user: str, sql: str, parameter_count: int = 0) -> PlanFacts:
-        """Judge ``sql`` for ``user``; PERMISSION_DENIED names what was refused and why."""
-        facts = inspect(spark, sql, parameter_count)
+    def check(
+        self, spark: "SparkSession", user: str, sql: str, parameter_count: int = 0, analysed_plan: Any = None
+    ) -> PlanFacts:
+        """Judge ``sql`` for ``user``; PERMISSION_DENIED names what was refused and why.
+        ``analysed_plan``: a query's analysed JVM plan, where the caller has one."""
+        facts = inspect(spark, sql, parameter_count, analysed_plan)
         self.check_facts(user, facts)
         return facts
 

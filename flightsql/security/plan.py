@@ -421,27 +421,22 @@ def _identifier(ident: Any, context: Context) -> TableName | None:
 # -- Spark ------------------------------------------------------------------------------
 
 
-def inspect(spark: "SparkSession", sql: str, parameter_count: int = 0) -> PlanFacts:
+def inspect(spark: "SparkSession", sql: str, parameter_count: int = 0, analysed_plan: Any = None) -> PlanFacts:
     """Parse and analyse ``sql`` in ``spark``'s session, run nothing, and judge both plans.
 
-    Parameter markers are bound to NULL for analysis; a statement that does not analyse
-    (a missing table, a marker where NULL cannot stand) is judged on its parsed plan alone,
-    which is enough for every server feature: such a statement runs nothing until it
-    analyses, and is judged again when it is executed with its values."""
-    session = spark._jsparkSession
-    state = session.sessionState()
+    ``analysed_plan``: the JVM plan of a query's DataFrame, where the caller made one
+    anyway (a query's DataFrame is analysed, never run, when it is made): it saves an
+    analysis.  Parameter markers are bound to NULL for analysis; a statement that does not
+    analyse (a missing table, a marker where NULL cannot stand) is judged on its parsed
+    plan alone, which is enough for every server feature: such a statement runs nothing
+    until it analyses, and is judged again when it is executed with its values."""
+    state = spark._jsparkSession.sessionState()
     parsed_plan = state.sqlParser().parsePlan(sql)
     parsed = parse_trees(json.loads(parsed_plan.toJSON()))
-    analysed: Node | None = None
-    try:
-        plan = parsed_plan
-        if parameter_count:
-            plan = _bound_to_null(spark, parsed_plan, parameter_count)
-        jvm = spark._jvm
-        skip = getattr(getattr(jvm.org.apache.spark.sql.execution, "CommandExecutionMode$"), "MODULE$").SKIP()
-        analysed = parse_trees(json.loads(state.executePlan(plan, skip).analyzed().toJSON()))
-    except Exception as exc:  # noqa: BLE001 - judged on the parsed plan; the error surfaces on execution
-        log.debug("statement judged on its parsed plan (analysis failed: %s)", str(exc).splitlines()[0][:200])
+    if analysed_plan is None:
+        analysed = _analysed(spark, parsed_plan, parameter_count)
+    else:
+        analysed = parse_trees(json.loads(analysed_plan.toJSON()))
     facts = judge(parsed, analysed, context_of(spark))
     extra: list[Reach] = []
     key = _set_key(parsed_plan) if parsed.name == "SetCommand" else None
@@ -452,6 +447,18 @@ def inspect(spark: "SparkSession", sql: str, parameter_count: int = 0) -> PlanFa
     if extra:
         facts = PlanFacts(facts.reaches + tuple(extra), facts.accesses, facts.analysed)
     return facts
+
+
+def _analysed(spark: "SparkSession", parsed_plan: Any, parameter_count: int) -> Node | None:
+    """The analysed plan of a parsed one, commands not run; None where it does not analyse."""
+    try:
+        plan = _bound_to_null(spark, parsed_plan, parameter_count) if parameter_count else parsed_plan
+        jvm = spark._jvm
+        skip = getattr(getattr(jvm.org.apache.spark.sql.execution, "CommandExecutionMode$"), "MODULE$").SKIP()
+        return parse_trees(json.loads(spark._jsparkSession.sessionState().executePlan(plan, skip).analyzed().toJSON()))
+    except Exception as exc:  # noqa: BLE001 - judged on the parsed plan; the error surfaces on execution
+        log.debug("statement judged on its parsed plan (analysis failed: %s)", str(exc).splitlines()[0][:200])
+        return None
 
 
 def _set_key(plan: Any) -> str | None:

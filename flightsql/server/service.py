@@ -251,9 +251,7 @@ class FlightSqlService(FlightService):
     ) -> Submitted:
         spark = call.session.spark
         user = call.principal.user
-        self.gate.check(spark, user, statement.sql, statement.parameter_count)
-        if df is None:
-            df = dataframe(spark, statement, parameters)
+        df = self._judged(spark, user, statement, parameters, df)
         if statement.kind is StatementKind.QUERY:
             mode = call.session.execution_mode(self.execution_mode)
             if mode == "auto" and reads_no_data(df):
@@ -271,6 +269,28 @@ class FlightSqlService(FlightService):
         # A command ran in the driver just now; its output is already there.
         table = df.toArrow()
         return self.manager.publish(arrow_schema(df), table.to_batches(), owner=user, sql=statement.sql)
+
+    def _judged(
+        self, spark: "SparkSession", user: str, statement: Statement, parameters: list[Any] | None,
+        df: "DataFrame | None" = None,
+    ) -> "DataFrame":
+        """The statement's DataFrame, once the gate has judged it (nothing has run yet).
+
+        A query's DataFrame is analysed, not run, when it is made, so the gate judges its
+        plan rather than analyse the query a second time; a command runs when its
+        DataFrame is made, so it is judged first."""
+        if statement.kind is not StatementKind.QUERY:
+            self.gate.check(spark, user, statement.sql, statement.parameter_count)
+            return df if df is not None else dataframe(spark, statement, parameters)
+        if df is None:
+            try:
+                df = dataframe(spark, statement, parameters)
+            except Exception:
+                # judged on its parsed plan: a refusal names what was refused, not a missing table
+                self.gate.check(spark, user, statement.sql, statement.parameter_count)
+                raise
+        self.gate.check(spark, user, statement.sql, statement.parameter_count, df._jdf.queryExecution().analyzed())
+        return df
 
     def _flight_info(self, descriptor: pb.FlightDescriptor, submitted: Submitted, user: str) -> pb.FlightInfo:
         endpoints = []
@@ -423,12 +443,12 @@ class FlightSqlService(FlightService):
             _no_transactions(action.transaction_id, "CreatePreparedStatement")
             with self._refusals_listed(user, action.query):
                 statement = classify(spark, action.query)
-                self.gate.check(spark, user, statement.sql, statement.parameter_count)
                 analysed = None
                 if statement.kind is StatementKind.QUERY and not statement.parameter_count:
-                    analysed = dataframe(spark, statement, None)
+                    analysed = self._judged(spark, user, statement, None)
                     dataset_schema: pa.Schema | None = arrow_schema(analysed)
                 else:
+                    self.gate.check(spark, user, statement.sql, statement.parameter_count)
                     dataset_schema = self._prepared_schema(spark, statement)
             handle = StatementHandle.new()
             prepared = PreparedStatement(handle, user, call.session.session_id, statement, dataset_schema)

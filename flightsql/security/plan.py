@@ -173,6 +173,14 @@ _WRITES: dict[str, Privilege] = {
     "ShowColumns": Privilege.SELECT, "ShowTableProperties": Privilege.SELECT, "ShowPartitions": Privilege.SELECT,
 }
 _REPLACES = {"ReplaceTable", "ReplaceTableAsSelect"}
+#: statements that change a table's or schema's definition (besides ALTER... and RENAME...): admin
+_ALTERATIONS = {
+    "AddColumns", "DropColumns", "RenameColumn", "ReplaceColumns", "RepairTable", "AnalyzeTable", "AnalyzeTables",
+    "AnalyzeColumn", "RecoverPartitions", "CommentOnTable", "CommentOnNamespace", "SetTableProperties",
+    "UnsetTableProperties", "SetTableLocation", "SetTableSerDeProperties", "SetViewProperties",
+    "UnsetViewProperties", "SetNamespaceProperties", "SetNamespaceLocation", "AddPartitions", "DropPartitions",
+    "RenamePartitions",
+}
 _NAMESPACE_COMMANDS = {"CreateNamespace", "DropNamespace", "SetNamespaceProperties", "SetNamespaceLocation"}
 _READ_LEAVES = {"LogicalRelation", "HiveTableRelation", "DataSourceV2Relation", "DataSourceV2ScanRelation"}
 
@@ -361,10 +369,7 @@ def _writes(parsed: Node, context: Context) -> list[Access]:
         target = qualify(_target(parsed), context)
         return [Access(Privilege.DROP, target), Access(Privilege.CREATE, target)] if target else []
     if privilege is None:
-        if name.startswith("Alter") or name.startswith("Set") or name.startswith("Rename") or name in (
-            "AddColumns", "DropColumns", "RenameColumn", "ReplaceColumns", "RepairTable", "AnalyzeTable",
-            "AnalyzeColumn", "RecoverPartitions", "CommentOnTable",
-        ):
+        if name.startswith(("Alter", "Rename")) or name in _ALTERATIONS:
             target = qualify(_target(parsed), context, namespace=name in _NAMESPACE_COMMANDS)
             return [Access(Privilege.ADMIN, target)] if target else []
         return []
@@ -482,12 +487,10 @@ def protected_setting(key: str) -> bool:
 
 
 def context_of(spark: "SparkSession") -> Context:
-    catalog = spark._jsparkSession.sessionState().catalog()
-    temporary = {name.lower() for name in _temp_view_names(spark)}
-    return Context(
-        spark.catalog.currentCatalog(), spark.catalog.currentDatabase(),
-        spark.conf.get("spark.sql.warehouse.dir") or "", frozenset(temporary),
-    ) if catalog is not None else Context("spark_catalog", "default", "")
+    """The session's current catalog and schema, warehouse and temporary views."""
+    temporary = frozenset(name.lower() for name in _temp_view_names(spark))
+    return Context(spark.catalog.currentCatalog(), spark.catalog.currentDatabase(),
+                   spark.conf.get("spark.sql.warehouse.dir") or "", temporary)
 
 
 def _temp_view_names(spark: "SparkSession") -> list[str]:

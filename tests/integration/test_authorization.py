@@ -81,6 +81,10 @@ def _rows(node: RunningNode, user: str, sql: str) -> list[tuple[object, ...]]:
 
 def test_a_grant_lets_a_user_read(secured: RunningNode) -> None:
     assert _rows(secured, "bob", "SELECT count(*) FROM demo.trips") == [(100_000,)]
+    with _as(secured, "bob") as cur:  # USE is no alteration of the schema: it needs nothing
+        cur.execute("USE demo")
+        cur.execute("SELECT count(*) FROM trips")
+        assert cur.fetchall() == [(100_000,)]
 
 
 def test_what_no_policy_grants_is_refused_and_named(secured: RunningNode) -> None:

@@ -1,7 +1,7 @@
-"""What judging a query costs: making its DataFrame and judging it as the server does
-(parse, render the parsed and analysed plans, judge them) against making its DataFrame
-alone (the analysis Spark does anyway before it plans a query), in one Spark session,
-rounds alternated so that a noisy neighbour hits both alike.
+"""What judging a query costs: judging it as the server does (parse, analyse with
+commands left unrun, render both plans, judge them), then making its DataFrame, against
+making its DataFrame alone (the analysis Spark does anyway before it plans a query), in
+one Spark session, rounds alternated so that a noisy neighbour hits both alike.
 
     .venv/bin/python bench/gate.py [--rounds 30]
 
@@ -45,7 +45,7 @@ def main() -> int:
     for name, sql in STATEMENTS.items():
         gate_ms, analysis_ms = [], []
         for round_ in range(args.rounds + 3):
-            sides = [("gate", lambda: gate.check(spark, "bench", sql, 0, spark.sql(sql)._jdf.queryExecution().analyzed())),
+            sides = [("gate", lambda: (gate.check(spark, "bench", sql), spark.sql(sql)._jdf.queryExecution().analyzed())),
                      ("analysis", lambda: spark.sql(sql)._jdf.queryExecution().analyzed())]
             if round_ % 2:
                 sides.reverse()

@@ -274,23 +274,18 @@ class FlightSqlService(FlightService):
         self, spark: "SparkSession", user: str, statement: Statement, parameters: list[Any] | None,
         df: "DataFrame | None" = None,
     ) -> "DataFrame":
-        """The statement's DataFrame, once the gate has judged it (nothing has run yet).
+        """The statement's DataFrame, once the gate has judged it.
 
-        A query's DataFrame is analysed, not run, when it is made, so the gate judges its
-        plan rather than analyse the query a second time; a command runs when its
-        DataFrame is made, so it is judged first."""
-        if statement.kind is not StatementKind.QUERY:
-            self.gate.check(spark, user, statement.sql, statement.parameter_count)
-            return df if df is not None else dataframe(spark, statement, parameters)
-        if df is None:
-            try:
-                df = dataframe(spark, statement, parameters)
-            except Exception:
-                # judged on its parsed plan: a refusal names what was refused, not a missing table
-                self.gate.check(spark, user, statement.sql, statement.parameter_count)
-                raise
-        self.gate.check(spark, user, statement.sql, statement.parameter_count, df._jdf.queryExecution().analyzed())
-        return df
+        The gate analyses the statement itself, with commands left unrun, before the
+        DataFrame is made: making one runs any plan that is a command once analysed
+        (``INSERT OVERWRITE DIRECTORY`` parses as no command and analyses into one).  A
+        DataFrame made earlier (a prepared statement's, made after its own judgement) is
+        judged on its plan."""
+        if df is not None:
+            self.gate.check(spark, user, statement.sql, statement.parameter_count, df._jdf.queryExecution().analyzed())
+            return df
+        self.gate.check(spark, user, statement.sql, statement.parameter_count)
+        return dataframe(spark, statement, parameters)
 
     def _flight_info(self, descriptor: pb.FlightDescriptor, submitted: Submitted, user: str) -> pb.FlightInfo:
         endpoints = []

@@ -29,6 +29,7 @@ _WRITE_STATEMENTS = {
     "MergeIntoTable",
     "OverwriteByExpression",
     "AppendData",
+    "InsertIntoDir",
 }
 _ORDER_PRESERVING = {"Project", "Filter", "GlobalLimit", "LocalLimit", "SubqueryAlias", "Offset"}
 

@@ -49,3 +49,9 @@ class PushRefused(FlightManagerError):
 
 class NodeLost(FlightManagerError):
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class IncompleteResult(FlightManagerError):
+    """A node cannot deliver its manifest: a partition it should serve is not here."""
+
+    code = grpc.StatusCode.INTERNAL

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from flightmanager import metrics
 from flightmanager.budget import ByteBudget
+from flightmanager.claims import Claim, ClaimBook, MemoryClaims, manifests
 from flightmanager.errors import (
     FlightManagerError,
     NodeLost,
@@ -110,6 +111,8 @@ class LocalFlightManager(SparkFlightManager):
         self._lock = threading.Condition()
         self._records: dict[str, QueryRecord] = {}
         self._expiry: list[tuple[float, str]] = []
+        #: claims of the results this node holds alone (a cluster's are in its registry)
+        self._own_claims = MemoryClaims()
         self._stopping = False
         #: draining: no new work; the node leaves once what it holds has been read
         self.draining = False
@@ -200,8 +203,7 @@ class LocalFlightManager(SparkFlightManager):
             memory=self.memory,
             disk=self.disk,
             spill_dir=self.settings.spill_dir / query_id,
-            # a result only this node holds needs no arbiter: the spool keeps the first attempt
-            claim=(lambda partition, attempt: True) if local else self._claim(query_id),
+            claim=self._claimer(query_id, self._claim_book(local)),
             ordered=record.ordered,
         )
         with self._lock:
@@ -213,9 +215,19 @@ class LocalFlightManager(SparkFlightManager):
             self._lock.notify_all()
         return record
 
+    def _claimer(self, query_id: str, book: ClaimBook) -> Callable[[int, int, int, str], bool]:
+        node_id = self.node.node_id
+        return lambda partition, attempt, rows, push: book.claim(
+            query_id, Claim(partition, node_id, attempt, rows, push)
+        )
+
     # -- hooks a distributed manager overrides --------------------------------
-    def _claim(self, query_id: str) -> Callable[[int, int], bool]:
-        return lambda partition, attempt: True  # one node: the spool keeps the first attempt
+    def _claim_book(self, local: bool) -> ClaimBook:
+        """Where the claims of a result are decided (``local``: held by this node alone)."""
+        return self._own_claims
+
+    def _won(self, record: QueryRecord) -> dict[int, Claim]:
+        return self._own_claims.won(record.query_id)
 
     def _targets(self, record: QueryRecord) -> list[Node]:
         return list(record.nodes) or [self.node]
@@ -283,10 +295,11 @@ class LocalFlightManager(SparkFlightManager):
             targets = [n.push_target() for n in self._targets(record)]
             fail_after_commit = (df.sparkSession.conf.get(FAIL_AFTER_COMMIT, "false") or "").lower() == "true"
             push = pusher(query_id, targets, push_mac(self._push_key, query_id), record.schema, fail_after_commit)
-            summary = arrow_batches(df).mapPartitions(push).collect()
-            manifests: dict[str, dict[int, int]] = {t.node_id: {} for t in targets}
-            for partition, _attempt, rows, _bytes, node_id, committed in summary:
-                manifests.setdefault(node_id, {})[partition] = rows if committed else -1
+            batches = arrow_batches(df)
+            partitions = batches.getNumPartitions()
+            batches.mapPartitions(push).foreach(lambda summary: None)
+            # what each node serves comes from the claims: which push of each partition won where
+            made = manifests(query_id, self._won(record), partitions, [t.node_id for t in targets])
             with self._lock:
                 finished = record.state is QueryState.RUNNING
                 if finished:
@@ -296,13 +309,13 @@ class LocalFlightManager(SparkFlightManager):
                     record.expires_at = max(record.expires_at, record.finished_at + self.settings.result_ttl)
                     heapq.heappush(self._expiry, (record.expires_at, query_id))
                     self._lock.notify_all()
-            self._finished(record, manifests)
+            self._finished(record, made)
             if finished:
                 self._ended(record, QueryState.FINISHED)
+            per_node = {node: sum(m.values()) for node, m in made.items()}
             log.info(
                 "query %s finished: %d partitions, %d rows; rows per node %s",
-                query_id, len(summary), sum(row[2] for row in summary),
-                {node: sum(max(r, 0) for r in m.values()) for node, m in manifests.items()},
+                query_id, partitions, sum(per_node.values()), per_node,
             )
         except Exception as exc:  # noqa: BLE001 - any failure ends the query
             self._fail(record, exc)
@@ -462,6 +475,7 @@ class LocalFlightManager(SparkFlightManager):
                     self.spark.sparkContext.cancelJobGroup(record.query_id)
                 record.outcome, record.state = record.state, QueryState.EXPIRED
                 spool, record.spool = record.spool, None
+                self._own_claims.forget(record.query_id)
             if spool is not None:
                 spool.close(reason)
             log.info("query %s result %s; spool freed", record.query_id, reason)

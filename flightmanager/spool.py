@@ -22,13 +22,14 @@ from typing import Callable, Iterator, Mapping
 import pyarrow as pa
 
 from flightmanager.budget import ByteBudget
-from flightmanager.errors import FlightManagerError, ResultNotFound
+from flightmanager.errors import FlightManagerError, IncompleteResult, ResultNotFound
 from flightmanager.flight.wire import EncodedBatch
 
 log = logging.getLogger(__name__)
 
-#: decides whether an attempt of a partition may commit (first wins)
-Claim = Callable[[int, int], bool]
+#: decides whether a partition attempt may commit (the first anywhere wins):
+#: (partition, attempt, rows, push id) -> won
+Claim = Callable[[int, int, int, str], bool]
 
 
 @dataclass
@@ -37,6 +38,8 @@ class StoredPartition:
 
     partition: int
     attempt: int
+    #: this push's own id (its claim names it)
+    push: str = field(default_factory=lambda: uuid.uuid4().hex)
     in_memory: list[EncodedBatch] = field(default_factory=list)
     spill_path: Path | None = None
     spilled_rows: list[int] = field(default_factory=list)
@@ -154,6 +157,8 @@ class ResultSpool:
         self._cond = threading.Condition()
         self._partitions: dict[int, StoredPartition] = {}
         self._commit_order: list[int] = []
+        #: partitions whose claim is being decided now, and by how many pushes
+        self._claiming: dict[int, int] = {}
         self._manifest: dict[int, int] | None = None
         self._error: FlightManagerError | None = None
         self._closed: str | None = None
@@ -171,18 +176,30 @@ class ResultSpool:
         if self._error is not None:
             raise self._error
 
+    def _open_for(self, partition: int) -> bool:
+        return self._closed is None and self._error is None and partition not in self._partitions
+
     def _commit(self, stored: StoredPartition) -> bool:
+        partition = stored.partition
         with self._cond:
-            usable = (
-                self._closed is None
-                and self._error is None
-                and stored.partition not in self._partitions
-                and self._claim(stored.partition, stored.attempt)
-            )
+            usable = self._open_for(partition)
             if usable:
-                self._partitions[stored.partition] = stored
-                self._commit_order.append(stored.partition)
-                self._cond.notify_all()
+                self._claiming[partition] = self._claiming.get(partition, 0) + 1
+        if usable:
+            # the claim is a round trip to the arbiter: readers are not held up by it
+            try:
+                won = self._claim(partition, stored.attempt, stored.rows, stored.push)
+            finally:
+                with self._cond:
+                    self._claiming[partition] -= 1
+                    if not self._claiming[partition]:
+                        del self._claiming[partition]
+                    usable = usable and won and self._open_for(partition)
+                    if usable:
+                        self._partitions[partition] = stored
+                        self._commit_order.append(partition)
+                    self._check_held()
+                    self._cond.notify_all()
         if not usable:
             self._release(stored)
         return usable
@@ -201,10 +218,26 @@ class ResultSpool:
 
     # -- the end of the job ---------------------------------------------------
     def finish(self, manifest: Mapping[int, int]) -> None:
-        """The job succeeded; ``manifest`` maps each partition this node serves to its rows."""
+        """The job succeeded; ``manifest`` maps each partition this node serves to its rows.
+
+        Every push has ended by now, so a partition of the manifest that is not here will
+        never come: readers fail at once, with the partition named."""
         with self._cond:
             self._manifest = dict(manifest)
+            self._check_held()
             self._cond.notify_all()
+
+    def _check_held(self) -> None:
+        """Fail readers if the manifest names a partition that is not here and whose
+        claim is not being decided (the caller holds the condition)."""
+        if self._manifest is None or self._error is not None or self._closed is not None:
+            return
+        missing = sorted(p for p in self._manifest if p not in self._partitions and p not in self._claiming)
+        if missing:
+            self._error = IncompleteResult(
+                f"result of query {self.query_id} is incomplete: partitions {missing} were "
+                "assigned to this node but are not held here"
+            )
 
     def fail(self, error: FlightManagerError) -> None:
         with self._cond:
@@ -285,7 +318,7 @@ class ResultSpool:
         for pid, rows in self._manifest.items():
             held = self._partitions.get(pid)
             if held is None or (rows >= 0 and held.rows != rows):
-                raise FlightManagerError(
+                raise IncompleteResult(
                     f"result of query {self.query_id} is incomplete: partition {pid} "
                     f"should hold {rows} rows, holds {None if held is None else held.rows}"
                 )

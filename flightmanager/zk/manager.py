@@ -17,13 +17,14 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import grpc
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError
 
 from flightmanager import metrics
+from flightmanager.claims import Claim, ClaimBook
 from flightmanager.errors import FlightManagerError, NodeLost, QueryCancelled
 from flightmanager.log_context import query_context
 from flightmanager.manager import LocalFlightManager, Node, QueryRecord, SpoolSettings
@@ -93,8 +94,12 @@ class ZooKeeperFlightManager(LocalFlightManager):
         metrics.LIVE_NODES.labels(node.node_id).set_function(lambda: len(self.membership.live()))
 
     # -- hooks -----------------------------------------------------------------
-    def _claim(self, query_id: str) -> Callable[[int, int], bool]:
-        return lambda partition, attempt: self.registry.claim(query_id, partition, self.node.node_id, attempt)
+    def _claim_book(self, local: bool) -> ClaimBook:
+        # a result only this node holds needs no cluster-wide arbiter
+        return super()._claim_book(local) if local else self.registry
+
+    def _won(self, record: QueryRecord) -> dict[int, Claim]:
+        return self.registry.won(record.query_id) if record.shared else super()._won(record)
 
     def _published(self, record: QueryRecord, *, local: bool) -> None:
         if local:

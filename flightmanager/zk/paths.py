@@ -7,7 +7,8 @@ Layout under a root (default ``/flightsql``)::
     <root>/draining/<node-id>                     ephemeral: the node takes no new work and leaves
                                                   once what it holds has been read
     <root>/queries/<query-id>                     QueryInfo as JSON (state, owner, SQL, times, ...)
-    <root>/queries/<query-id>/claims/<partition>  first committed attempt: {"node", "attempt"}
+    <root>/queries/<query-id>/claims/<partition>  first committed attempt: {"node", "attempt",
+                                                  "rows", "push"} (manifests are made from these)
     <root>/queries/<query-id>/manifests/<node-id> {partition: rows} a node must serve
     <root>/queries/<query-id>/served/<node-id>    {"rows", "bytes", "streams"} a node has served,
                                                   rewritten by that node when one of its streams ends

@@ -13,6 +13,7 @@ import pyarrow as pa
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError, RolledBackError
 
+from flightmanager.claims import Claim
 from flightmanager.query import QueryState
 from flightmanager.status import Served
 from flightmanager.zk.paths import Paths
@@ -107,19 +108,33 @@ class QueryRegistry:
             except BadVersionError:  # someone else wrote first: read again
                 continue
 
-    def claim(self, query_id: str, partition: int, node_id: str, attempt: int) -> bool:
-        """First committed attempt of a partition wins, across all nodes."""
+    def claim(self, query_id: str, claim: Claim) -> bool:
+        """First committed attempt of a partition wins, across all nodes.
+
+        The create may be retried by the client after a lost reply, and then find the
+        znode its first try made: the push id in it says whether the win is ours."""
+        path = self.paths.claim(query_id, claim.partition)
         try:
-            self.client.retry(
-                self.client.create,
-                self.paths.claim(query_id, partition),
-                json.dumps({"node": node_id, "attempt": attempt}).encode(),
-            )
+            self.client.retry(self.client.create, path, json.dumps(claim.to_dict()).encode())
             return True
         except NodeExistsError:
-            return False
+            pass
         except NoNodeError:
             return False  # the query is gone (expired, closed)
+        try:
+            data, _ = self.client.retry(self.client.get, path)
+        except NoNodeError:
+            return False
+        return Claim.from_dict(claim.partition, json.loads(data)).push == claim.push
+
+    def won(self, query_id: str) -> dict[int, Claim]:
+        """Every partition's winning claim, read with pipelined requests."""
+        try:
+            children = self.client.retry(self.client.get_children, self.paths.claims(query_id))
+        except NoNodeError:
+            return {}
+        reads = {int(c): self.client.get_async(self.paths.claim(query_id, int(c))) for c in children if c.isdigit()}
+        return {p: Claim.from_dict(p, json.loads(read.get(timeout=30)[0])) for p, read in reads.items()}
 
     def write_manifest(self, query_id: str, node_id: str, manifest: dict[int, int]) -> None:
         data = json.dumps({str(k): v for k, v in manifest.items()}).encode()

@@ -13,6 +13,7 @@ from kazoo.client import KazooClient
 from flightmanager.records import Node
 from flightmanager.zk.manager import cluster_secret
 from flightmanager.zk.membership import Membership
+from flightmanager.claims import Claim
 from flightmanager.zk.paths import Paths
 from flightmanager.zk.registry import QueryInfo, QueryRegistry
 from tests.integration.conftest import wait_until
@@ -36,18 +37,36 @@ def _info(query_id: str = "q" * 32) -> QueryInfo:
                      False, time.time(), time.time() + 60, nodes=["node-a", "node-b"])
 
 
+def _claim(partition: int, node: str, attempt: int, rows: int = 5, push: str | None = None) -> Claim:
+    return Claim(partition, node, attempt, rows, push or f"{node}-{partition}-{attempt}")
+
+
 def test_first_attempt_of_a_partition_wins_across_nodes(client: KazooClient) -> None:
     registry = QueryRegistry(client, Paths())
     registry.create(_info())
-    assert registry.claim("q" * 32, 3, "node-b", 1) is True
-    assert registry.claim("q" * 32, 3, "node-a", 0) is False  # a retry on another node is dropped
-    assert registry.claim("q" * 32, 3, "node-b", 2) is False
-    assert registry.claim("q" * 32, 4, "node-a", 0) is True
+    assert registry.claim("q" * 32, _claim(3, "node-b", 1, rows=7)) is True
+    assert registry.claim("q" * 32, _claim(3, "node-a", 0)) is False  # a retry on another node is dropped
+    assert registry.claim("q" * 32, _claim(3, "node-b", 2)) is False
+    assert registry.claim("q" * 32, _claim(4, "node-a", 0, rows=0)) is True
+    assert registry.won("q" * 32) == {3: _claim(3, "node-b", 1, rows=7), 4: _claim(4, "node-a", 0, rows=0)}
+
+
+def test_a_claim_retried_after_a_lost_reply_recognises_its_own_win(client: KazooClient) -> None:
+    """The client may send a create again after a lost reply: the znode its first try
+    made is its own win (same push), not another attempt's."""
+    registry = QueryRegistry(client, Paths())
+    registry.create(_info())
+    mine = _claim(0, "node-a", 0, push="push-1")
+    assert registry.claim("q" * 32, mine) is True
+    assert registry.claim("q" * 32, mine) is True
+    # the same node and attempt number, but another push (a re-run stage): dropped
+    assert registry.claim("q" * 32, _claim(0, "node-a", 0, push="push-2")) is False
 
 
 def test_claims_for_a_vanished_query_are_refused(client: KazooClient) -> None:
     registry = QueryRegistry(client, Paths())
-    assert registry.claim("z" * 32, 0, "node-a", 0) is False
+    assert registry.claim("z" * 32, _claim(0, "node-a", 0)) is False
+    assert registry.won("z" * 32) == {}
 
 
 def test_manifests_and_state_round_trip(client: KazooClient) -> None:

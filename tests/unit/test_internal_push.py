@@ -94,7 +94,7 @@ class Node:
             memory=_Budget("memory", memory),
             disk=_Budget("disk", disk),
             spill_dir=self.tmp_path / "spill" / query_id,
-            claim=lambda partition, attempt: True,
+            claim=lambda partition, attempt, rows, push: True,
         )
         self.spools[query_id] = spool
         return spool

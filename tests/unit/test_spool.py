@@ -14,6 +14,7 @@ from flightmanager.budget import ByteBudget
 from flightmanager.errors import (
     BudgetExceeded,
     FlightManagerError,
+    IncompleteResult,
     QueryCancelled,
     QueryFailed,
     ResultNotFound,
@@ -49,7 +50,7 @@ def make_spool(
     memory: int = BIG,
     disk: int = BIG,
     ordered: bool = False,
-    claim: Callable[[int, int], bool] | None = None,
+    claim: Callable[[int, int, int, str], bool] | None = None,
 ) -> ResultSpool:
     return ResultSpool(
         "q" * 32,
@@ -57,7 +58,7 @@ def make_spool(
         memory=ByteBudget("memory", memory),
         disk=ByteBudget("disk", disk),
         spill_dir=tmp_path / "spill",
-        claim=claim or (lambda partition, attempt: True),
+        claim=claim or (lambda partition, attempt, rows, push: True),
         ordered=ordered,
     )
 
@@ -244,7 +245,7 @@ def test_losing_attempt_releases_spilled_bytes_and_files(tmp_path: Path) -> None
 def test_claim_decides_whether_an_attempt_may_commit(tmp_path: Path) -> None:
     asked: list[tuple[int, int]] = []
 
-    def claim(partition: int, attempt: int) -> bool:
+    def claim(partition: int, attempt: int, rows: int, push: str) -> bool:
         asked.append((partition, attempt))
         return attempt == 2  # another node took every other attempt
 
@@ -255,6 +256,45 @@ def test_claim_decides_whether_an_attempt_may_commit(tmp_path: Path) -> None:
     assert asked == [(7, 1), (7, 2)]
     spool.finish({7: 3})
     assert ids_of(list(spool.batches())) == [3, 4, 5]
+
+
+def test_a_reader_fails_at_once_when_its_manifest_names_a_partition_not_held_here(tmp_path: Path) -> None:
+    """Every push has ended when the manifest arrives: a partition it names that is not
+    here will never come, so waiting for it would hang the reader until expiry."""
+    spool = make_spool(tmp_path)
+    write(spool, 0, 0, [encoded(0, 3)])
+    reader = Reader(spool)
+    reader.start()
+    spool.finish({0: 3, 5: 4})
+    reader.join(JOIN)
+    assert not reader.is_alive()
+    assert isinstance(reader.error, IncompleteResult)
+    assert "partitions [5]" in reader.error.message and "not held here" in reader.error.message
+
+
+def test_readers_are_not_held_up_while_a_claim_is_decided(tmp_path: Path) -> None:
+    """A claim is a round trip to ZooKeeper: readers of partitions already committed
+    keep streaming while it is pending."""
+    deciding, decide = threading.Event(), threading.Event()
+
+    def slow_claim(partition: int, attempt: int, rows: int, push: str) -> bool:
+        if partition == 1:
+            deciding.set()
+            assert decide.wait(JOIN)
+        return True
+
+    spool = make_spool(tmp_path, claim=slow_claim)
+    write(spool, 0, 0, [encoded(0, 3)])
+    committer = threading.Thread(target=write, args=(spool, 1, 0, [encoded(3, 2)]))
+    committer.start()
+    assert deciding.wait(JOIN)
+    batches = spool.batches()
+    first = next(batches)  # served while partition 1's claim is pending
+    assert ids_of([first]) == [0, 1, 2]
+    decide.set()
+    committer.join(JOIN)
+    spool.finish({0: 3, 1: 2})
+    assert ids_of(list(batches)) == [3, 4]
 
 
 def test_repeated_attempt_number_does_not_destroy_the_committed_spill(tmp_path: Path) -> None:
@@ -287,7 +327,7 @@ def test_spills_once_memory_is_full_and_reads_back_identical(tmp_path: Path) -> 
     memory = _WatchedBudget("memory", limit)
     spool = ResultSpool(
         "q", SCHEMA, memory=memory, disk=ByteBudget("disk", BIG), spill_dir=tmp_path / "spill",
-        claim=lambda p, a: True,
+        claim=lambda p, a, rows, push: True,
     )
 
     writer = spool.begin(0, 0)
@@ -437,16 +477,30 @@ def test_waiting_reader_ends_at_finish_with_exactly_the_manifest(tmp_path: Path)
     assert ids_of(reader.batches) == [0, 1, 2]
 
 
-def test_reader_waits_until_every_manifest_partition_arrived(tmp_path: Path) -> None:
-    spool = make_spool(tmp_path)
+def test_reader_waits_for_a_manifest_partition_whose_claim_is_being_decided(tmp_path: Path) -> None:
+    """A push that won its claim may still be committing when the manifest arrives
+    (the job ended meanwhile): the reader waits for it rather than failing."""
+    deciding, decide = threading.Event(), threading.Event()
+
+    def slow_claim(partition: int, attempt: int, rows: int, push: str) -> bool:
+        if partition == 1:
+            deciding.set()
+            assert decide.wait(JOIN)
+        return True
+
+    spool = make_spool(tmp_path, claim=slow_claim)
     write(spool, 0, 0, [encoded(0, 1)])
+    committer = threading.Thread(target=write, args=(spool, 1, 0, [encoded(1, 1)]))
+    committer.start()
+    assert deciding.wait(JOIN)
     spool.finish({0: 1, 1: 1})
     reader = Reader(spool)
     reader.start()
     assert reader.wait_for_batches(1)
     reader.assert_blocked()
 
-    write(spool, 1, 0, [encoded(1, 1)])
+    decide.set()
+    committer.join(JOIN)
 
     reader.finish()
     assert reader.error is None

@@ -55,3 +55,9 @@ class IncompleteResult(FlightManagerError):
     """A node cannot deliver its manifest: a partition it should serve is not here."""
 
     code = grpc.StatusCode.INTERNAL
+
+
+class ClientGone(FlightManagerError):
+    """The client of a stream went away (the stream ends; nobody is left to tell)."""
+
+    code = grpc.StatusCode.CANCELLED

@@ -36,7 +36,7 @@ from flightmanager.keys import push_mac
 from flightmanager.log_context import iterate_in_query, query_context
 from flightmanager.push import FAIL_AFTER_COMMIT, pusher
 from flightmanager.query import QueryState
-from flightmanager.spool import ResultSpool
+from flightmanager.spool import Hangup, ResultSpool
 from flightmanager.spark_failures import describe_failure
 # the records are importable from here too, where the manager's users have always found them
 from flightmanager.records import Endpoint, Node, QueryRecord, SpoolSettings, Submitted  # noqa: F401
@@ -75,7 +75,10 @@ class SparkFlightManager(abc.ABC):
     ) -> Submitted: ...
 
     @abc.abstractmethod
-    def stream(self, query_id: str, user: str) -> tuple[pa.Schema, Iterator[EncodedBatch]]: ...
+    def stream(
+        self, query_id: str, user: str, hangup: Hangup | None = None
+    ) -> tuple[pa.Schema, Iterator[EncodedBatch]]:
+        """What this node holds of the result, as it arrives; ``hangup``: the client went."""
 
     @abc.abstractmethod
     def cancel(self, query_id: str, user: str) -> QueryState: ...
@@ -395,13 +398,15 @@ class LocalFlightManager(SparkFlightManager):
         return Submitted(record.query_id, schema, (Endpoint(self.node, record.query_id, record.expires_at),), True)
 
     # -- reading and lifecycle -------------------------------------------------
-    def stream(self, query_id: str, user: str) -> tuple[pa.Schema, Iterator[EncodedBatch]]:
+    def stream(
+        self, query_id: str, user: str, hangup: Hangup | None = None
+    ) -> tuple[pa.Schema, Iterator[EncodedBatch]]:
         record = self.record(query_id, user)
         if record.state is QueryState.EXPIRED or record.spool is None:
             raise ResultNotFound(f"result {query_id} expired")
         if record.error is not None:
             raise record.error
-        return record.schema, iterate_in_query(query_id, self._counted(record, record.spool.batches()))
+        return record.schema, iterate_in_query(query_id, self._counted(record, record.spool.batches(hangup)))
 
     def _counted(self, record: QueryRecord, batches: Iterator[EncodedBatch]) -> Iterator[EncodedBatch]:
         """Count what this node serves (metrics, the query's tallies, one log line per stream)."""

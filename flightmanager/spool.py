@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Mapping
 import pyarrow as pa
 
 from flightmanager.budget import ByteBudget
-from flightmanager.errors import FlightManagerError, IncompleteResult, ResultNotFound
+from flightmanager.errors import ClientGone, FlightManagerError, IncompleteResult, ResultNotFound
 from flightmanager.flight.wire import EncodedBatch
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,33 @@ class StoredPartition:
                     yield EncodedBatch(
                         message.metadata.to_pybytes(), message.body.to_pybytes(), rows
                     )
+
+
+class Hangup:
+    """Set when a reader's client has gone (an RPC's termination callback calls it)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._wakers: list[Callable[[], None]] = []
+
+    def __call__(self) -> None:
+        with self._lock:
+            self._event.set()
+            wakers = list(self._wakers)
+        for wake in wakers:
+            wake()
+
+    def on(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` when the client goes (at once, if it has gone)."""
+        with self._lock:
+            self._wakers.append(wake)
+            gone = self._event.is_set()
+        if gone:
+            wake()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
 
 
 class PartitionWriter:
@@ -279,13 +306,20 @@ class ResultSpool:
     def _complete(self, served: set[int]) -> bool:
         return self._manifest is not None and set(self._manifest) <= served
 
-    def batches(self) -> Iterator[EncodedBatch]:
-        """Every batch of this node's share, as partitions commit; ends with the manifest."""
+    def batches(self, hangup: "Hangup | None" = None) -> Iterator[EncodedBatch]:
+        """Every batch of this node's share, as partitions commit; ends with the manifest.
+
+        ``hangup`` is set when the reader's client has gone: a reader waiting for data
+        then ends at once instead of holding its thread until the query ends."""
         served: set[int] = set()
         position = 0
+        if hangup is not None:
+            hangup.on(self._wake)
         while True:
             with self._cond:
                 while True:
+                    if hangup is not None and hangup.is_set():
+                        raise ClientGone(f"the reader of query {self.query_id} went away")
                     self.check_open()
                     stored = self._next_partition(served, position)
                     if stored is not None:
@@ -305,6 +339,10 @@ class ResultSpool:
                 yield batch
             served.add(stored.partition)
             position += 1
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
     def _read(self, stored: StoredPartition) -> Iterator[EncodedBatch]:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import logging
 import signal
@@ -93,8 +94,20 @@ def _serve(args: argparse.Namespace) -> int:
 
     from flightsql.signals import StopSignals
 
+    from flightmanager.flight.service import PortInUse
+
     signals = StopSignals()
-    node = FlightSqlNode(settings).start()
+    try:
+        node = FlightSqlNode(settings).start()
+    except PortInUse as exc:
+        print(f"flightsql serve: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"flightsql serve: cannot listen on the status page's port {settings.http_port}: the port is in use",
+              file=sys.stderr)
+        return 1
     signals.install()  # again: starting Spark replaces the SIGINT handler with its own
     if signals.wait() == signal.SIGTERM and settings.drain_timeout > 0:
         _drain(node, signals, settings.drain_timeout)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from flightmanager.process import dies_with_parent
 from flightmanager.zk import credential as zk_credential
 from flightmanager.zk.embedded import EmbeddedZooKeeper, free_port, spark_jars
 from flightsql.settings import parse_size
@@ -74,6 +75,7 @@ class JavaDaemon:
                 ["java", *java_options, "-cp", f"{spark_jars()}/*", main_class, *args],
                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
                 env=None if env is None else {**os.environ, **env}, cwd=self.directory,
+                preexec_fn=dies_with_parent(),
             )
 
     def check(self) -> None:
@@ -192,11 +194,57 @@ def scala_version() -> str:
 
 @dataclass
 class NodeProcess:
-    port: int
-    process: subprocess.Popen[str]
+    """One node of the cluster, restarted with backoff whenever it exits on its own."""
+
+    index: int
+    command: list[str]
+    process: subprocess.Popen[str] | None = None
     uri: str | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     lines: list[str] = field(default_factory=list)
+    restarts: int = 0
+    stopping: threading.Event = field(default_factory=threading.Event)
+    #: first wait before a restart; doubled after each quick exit, up to RESTART_MAX
+    RESTART_FIRST = 1.0
+    RESTART_MAX = 60.0
+
+    def supervise(self) -> None:
+        """Run the node; when it exits unasked, say so and start it again after a backoff
+        that doubles while it keeps exiting within a minute of its start."""
+        backoff = self.RESTART_FIRST
+        while True:
+            started = time.monotonic()
+            self.process = subprocess.Popen(
+                self.command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                preexec_fn=dies_with_parent(),
+            )
+            self._pump()
+            code = self.process.wait()
+            if self.stopping.is_set():
+                return
+            if time.monotonic() - started > 60:
+                backoff = self.RESTART_FIRST
+            self.restarts += 1
+            log.warning("node-%d exited with code %s; restarting it in %.0fs (restart %d)",
+                        self.index, code, backoff, self.restarts)
+            if self.stopping.wait(backoff):
+                return
+            backoff = min(backoff * 2, self.RESTART_MAX)
+
+    def _pump(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            line = line.rstrip()
+            self.lines.append(line)
+            del self.lines[:-200]
+            print(f"[node-{self.index}] {line}", file=sys.stderr)
+            if "ready: Flight SQL at " in line:
+                self.uri = line.split("ready: Flight SQL at ", 1)[1].split()[0]
+                if self.restarts:
+                    log.info("node-%d is back at %s", self.index, self.uri)
+                self.ready.set()
+        if not self.ready.is_set() and self.restarts == 0:
+            self.ready.set()  # it never came up: start() reports its last lines
 
 
 @dataclass(frozen=True)
@@ -304,9 +352,8 @@ class LocalCluster:
                 *common,
                 *(["--demo"] if demo and i == 0 else []),
             ]
-            process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-            node = NodeProcess(port, process)
-            threading.Thread(target=self._pump, args=(i, node), daemon=True).start()
+            node = NodeProcess(i, command)
+            threading.Thread(target=node.supervise, name=f"node-{i}", daemon=True).start()
             self.nodes.append(node)
         deadline = time.monotonic() + timeout
         for node in self.nodes:
@@ -315,25 +362,17 @@ class LocalCluster:
                 raise RuntimeError(f"a node did not become ready:\n{tail}")
         return [node.uri for node in self.nodes if node.uri]
 
-    def _pump(self, index: int, node: NodeProcess) -> None:
-        assert node.process.stderr is not None
-        for line in node.process.stderr:
-            line = line.rstrip()
-            node.lines.append(line)
-            print(f"[node-{index}] {line}", file=sys.stderr)
-            if "ready: Flight SQL at " in line and not node.ready.is_set():
-                node.uri = line.split("ready: Flight SQL at ", 1)[1].split()[0]
-                node.ready.set()
-        node.ready.set()
-
     def stop(self) -> None:
         """Stop the nodes (their applications end and free the executors), then the
         workers (which end any executor left), the master, the metastore and ZooKeeper."""
         for node in self.nodes:
-            if node.process.poll() is None:
+            node.stopping.set()
+            if node.process is not None and node.process.poll() is None:
                 # the whole cluster stops: no node to drain to (SIGTERM would drain first)
                 node.process.send_signal(signal.SIGINT)
         for node in self.nodes:
+            if node.process is None:
+                continue
             try:
                 node.process.wait(60)
             except subprocess.TimeoutExpired:

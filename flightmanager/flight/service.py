@@ -9,6 +9,7 @@ ones with their traceback and never sending a traceback to the client.
 from __future__ import annotations
 
 import logging
+import socket
 from concurrent import futures
 from typing import Any, Callable, Iterable, Iterator
 
@@ -151,6 +152,14 @@ def _handlers(service: FlightService) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
 
 
+class PortInUse(OSError):
+    """A port the node was told to listen on is taken (or not the node's to take)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: the port is in use (or the address is not this host's)")
+        self.host, self.port = host, port
+
+
 def bind_server(host: str, port: int, *, max_workers: int = 64) -> tuple[grpc.Server, int]:
     """Bind a gRPC server to host:port (port 0: the OS picks); start it with :func:`serve`."""
     server = grpc.server(
@@ -161,9 +170,14 @@ def bind_server(host: str, port: int, *, max_workers: int = 64) -> tuple[grpc.Se
             ("grpc.so_reuseport", 0),
         ],
     )
-    bound = server.add_insecure_port(f"{_bracket(host)}:{port}")
+    if port and not _can_bind(host, port):
+        raise PortInUse(host, port)  # before gRPC tries: its own failure is a log line of its own
+    try:
+        bound = server.add_insecure_port(f"{_bracket(host)}:{port}")
+    except RuntimeError:  # grpcio raises this where older versions returned 0
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot bind a Flight service to {host}:{port}")
+        raise PortInUse(host, port)
     return server, bound
 
 
@@ -177,6 +191,17 @@ def start_server(service: FlightService, host: str, port: int, *, max_workers: i
     server, bound = bind_server(host, port, max_workers=max_workers)
     serve(server, service)
     return server, bound
+
+
+def _can_bind(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _bracket(host: str) -> str:

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from flightmanager.process import dies_with_parent
+
 log = logging.getLogger(__name__)
 
 
@@ -59,6 +61,7 @@ class EmbeddedZooKeeper:
             ["java", "-Xmx256m", "-Dzookeeper.admin.enableServer=false", "-cp", f"{spark_jars()}/*",
              "org.apache.zookeeper.server.ZooKeeperServerMain", str(config)],
             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, umask=0o077,
+            preexec_fn=dies_with_parent(),  # a node killed with SIGKILL leaves no ZooKeeper behind
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

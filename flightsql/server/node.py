@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from flightmanager.flight.service import bind_server, serve, start_server
+from flightmanager.flight.service import bind_server, serve
 from flightmanager.internal import InternalFlightService
 from flightmanager.records import Node, SpoolSettings
 from flightmanager.zk import credential as zk_credential
@@ -81,10 +81,26 @@ class FlightSqlNode:
     settings: Settings
 
     def start(self) -> "FlightSqlNode":
+        """Start every part; if one fails, stop those already started (no JVM is left
+        behind) and raise.  Ports are taken first: a port in use fails before anything
+        else starts."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop(quiet=True)
+            raise
+
+    def _start(self) -> "FlightSqlNode":
         settings = self.settings
         settings.check()
         work = settings.work_dir.resolve()
         _private_directory(work)
+        holder: dict[str, ZooKeeperFlightManager] = {}
+        # a local master's executors are this process's children: loopback is enough
+        local = settings.master.startswith("local") and not settings.internal_advertise_host
+        internal_host = "127.0.0.1" if local else "0.0.0.0"
+        self.public_server, port = bind_server(settings.host, settings.port)
+        self.internal_server, internal_port = bind_server(internal_host, settings.internal_port)
         self.spark = build_spark(settings)
         if settings.zookeeper:
             zk_string = settings.zookeeper
@@ -106,18 +122,13 @@ class FlightSqlNode:
         authenticator = Authenticator(users, TokenSigner(keys.tokens, settings.token_ttl))
         self.authorizer = Authorizer.from_file(settings.policy_file)
 
-        holder: dict[str, ZooKeeperFlightManager] = {}
         internal = InternalFlightService(
             keys.pushes,
             lambda query_id: holder["manager"].spool_of(query_id),
             lambda query_id: holder["manager"].exhausted(query_id),
             lambda query_id, rows, committed: holder["manager"].pushed(query_id, rows, committed),
         )
-        # a local master's executors are this process's children: loopback is enough
-        local = settings.master.startswith("local") and not settings.internal_advertise_host
-        internal_host = "127.0.0.1" if local else "0.0.0.0"
-        self.internal_server, internal_port = start_server(internal, internal_host, settings.internal_port)
-        self.public_server, port = bind_server(settings.host, settings.port)
+        serve(self.internal_server, internal)
         self.status_server: StatusServer | None = None
         if settings.http_port is not None:
             self.status_server = StatusServer(
@@ -186,25 +197,30 @@ class FlightSqlNode:
         wait until the results this node holds have been read; see ``--drain-timeout``."""
         return self.manager.drain(timeout)
 
-    def stop(self) -> None:
-        """Stop every part; a part that is already gone (the JVM signalled with our
-        process group, say) does not keep the others from stopping."""
-        log.info("stopping")
+    def stop(self, quiet: bool = False) -> None:
+        """Stop every part that was started; a part that is already gone (the JVM signalled
+        with our process group, say) does not keep the others from stopping."""
+        if not quiet:
+            log.info("stopping")
+        part = self.__dict__.get
         steps = [
-            ("status page", lambda: self.status_server and self.status_server.stop()),
-            ("public server", lambda: self.public_server.stop(grace=2).wait()),
-            ("results", self.manager.stop),
-            ("internal server", lambda: self.internal_server.stop(grace=0).wait()),
-            ("ZooKeeper client", lambda: (self.zk.stop(), self.zk.close())),
-            ("embedded ZooKeeper", lambda: self.embedded_zookeeper and self.embedded_zookeeper.stop()),
-            ("Spark", self.spark.stop),
+            ("status page", lambda server: server.stop(), part("status_server")),
+            ("public server", lambda server: server.stop(grace=2).wait(), part("public_server")),
+            ("results", lambda manager: manager.stop(), part("manager")),
+            ("internal server", lambda server: server.stop(grace=0).wait(), part("internal_server")),
+            ("ZooKeeper client", lambda zk: (zk.stop(), zk.close()), part("zk")),
+            ("embedded ZooKeeper", lambda zk: zk.stop(), part("embedded_zookeeper")),
+            ("Spark", lambda spark: spark.stop(), part("spark")),
         ]
-        for name, step in steps:
+        for name, step, started in steps:
+            if started is None:
+                continue
             try:
-                step()
+                step(started)
             except Exception as exc:  # noqa: BLE001 - keep stopping the rest
                 log.warning("stopping %s: %s: %s", name, type(exc).__name__, exc)
-        log.info("stopped")
+        if not quiet:
+            log.info("stopped")
 
 
 def _private_directory(path: Path) -> None:

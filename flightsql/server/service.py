@@ -31,6 +31,7 @@ from flightmanager.flight.wire import (
 from flightmanager.errors import FlightManagerError
 from flightmanager.log_context import query_context
 from flightmanager.manager import Submitted, arrow_schema
+from flightmanager.spool import Hangup
 from flightsql.auth import Authenticator, Principal
 from flightsql.catalog import schemas
 from flightsql.errors import InvalidArgument, NotFound, Unavailable, Unimplemented
@@ -346,8 +347,10 @@ class FlightSqlService(FlightService):
     def do_get(self, request: pb.Ticket, context: grpc.ServicerContext) -> Iterable[bytes]:
         call = self._call(context)
         query_id = self.tickets.redeem(request.ticket, call.principal.user)
+        hangup = Hangup()  # a client that goes away frees this thread at once
+        context.add_callback(hangup)
         with query_context(query_id):  # the stream's own steps carry it too (manager.stream)
-            schema, batches = self.manager.stream(query_id, call.principal.user)
+            schema, batches = self.manager.stream(query_id, call.principal.user, hangup)
         yield schema_flight_data(schema)
         for batch in batches:
             yield batch.to_flight_data()

@@ -13,6 +13,7 @@ import pytest
 from flightmanager.budget import ByteBudget
 from flightmanager.errors import (
     BudgetExceeded,
+    ClientGone,
     FlightManagerError,
     IncompleteResult,
     QueryCancelled,
@@ -20,7 +21,7 @@ from flightmanager.errors import (
     ResultNotFound,
 )
 from flightmanager.flight.wire import EncodedBatch
-from flightmanager.spool import ResultSpool
+from flightmanager.spool import Hangup, ResultSpool
 
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])
 BIG = 1 << 30
@@ -684,3 +685,29 @@ def test_byte_budget_take_and_give_back() -> None:
     assert budget.peak == 100
     with pytest.raises(ValueError):
         ByteBudget("disk", -1)
+
+
+def test_a_reader_whose_client_went_away_ends_at_once(tmp_path: Path) -> None:
+    """A waiting reader holds a server thread: when its client goes, it ends without
+    waiting for the query, and is not counted as delivered (it raises)."""
+    spool = make_spool(tmp_path)
+    write(spool, 0, 0, [encoded(0, 2)])
+    hangup = Hangup()
+    batches = spool.batches(hangup)
+    assert ids_of([next(batches)]) == [0, 1]
+    ended: list[BaseException] = []
+
+    def read_on() -> None:
+        try:
+            next(batches)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the test
+            ended.append(exc)
+
+    reader = threading.Thread(target=read_on)
+    reader.start()
+    reader.join(STILL_BLOCKED)
+    assert reader.is_alive()  # waiting for partitions still to come
+    hangup()
+    reader.join(JOIN)
+    assert not reader.is_alive()
+    assert isinstance(ended[0], ClientGone)

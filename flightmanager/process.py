@@ -1,0 +1,26 @@
+"""Child processes that die with their parent, however the parent ends.
+
+A node starts JVMs (an embedded ZooKeeper, the daemons of ``flightsql cluster``).  If
+the node is killed with SIGKILL, nothing of it runs to stop them; Linux's parent-death
+signal does: the kernel sends the child SIGKILL when the thread that started it exits.
+Start such children from a thread that lives as long as the process (the main thread).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import sys
+from typing import Callable
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _set_parent_death_signal() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+
+def dies_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for :class:`subprocess.Popen` (None where Linux's prctl is absent)."""
+    return _set_parent_death_signal if sys.platform.startswith("linux") else None

@@ -65,9 +65,14 @@ def server_keepalive_options(keepalive: Keepalive = Keepalive()) -> list[tuple[s
     ]
 
 
+def _ignore(state: grpc.ChannelConnectivity) -> None:
+    pass
+
+
 class _Peer:
     def __init__(self, node: Node, keepalive: Keepalive, changed: Callable[["_Peer", grpc.ChannelConnectivity], None]) -> None:
         self.node = node
+        self.closed = False
         self.ever_ready = False
         self.state: grpc.ChannelConnectivity | None = None
         target = node.internal_uri.split("://", 1)[-1]
@@ -78,7 +83,24 @@ class _Peer:
     def _on_state(self, state: grpc.ChannelConnectivity) -> None:  # gRPC's thread: record, never block
         self._changed(self, state)
 
+    def reconnect(self, delay: float) -> None:
+        """Ask the channel to connect again after ``delay`` (a channel that failed stays
+        idle until asked)."""
+        timer = threading.Timer(delay, self._nudge)
+        timer.daemon = True
+        timer.start()
+
+    def _nudge(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.channel.subscribe(_ignore, try_to_connect=True)
+            self.channel.unsubscribe(_ignore)
+        except ValueError:  # closed meanwhile
+            pass
+
     def close(self) -> None:
+        self.closed = True
         try:
             self.channel.unsubscribe(self._on_state)
         except ValueError:
@@ -152,6 +174,8 @@ class PeerWatch:
                 if suspected:
                     self._suspected[node_id] = peer.node
                 recovered = False
+                if state in (grpc.ChannelConnectivity.IDLE, grpc.ChannelConnectivity.TRANSIENT_FAILURE):
+                    peer.reconnect(self._keepalive.ping_interval / 2)
         if recovered:
             log.info("node %s (host %s) answers again", node_id, peer.node.host)
         if suspected:

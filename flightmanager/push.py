@@ -90,9 +90,34 @@ def parse_completion(app_metadata: bytes) -> int | None:
 
 def choose_target(targets: Sequence[PushTarget], partition: int, host: str) -> PushTarget:
     """The node on this host if there is one, else spread partitions evenly."""
+    return push_order(targets, partition, host)[0]
+
+
+def push_order(targets: Sequence[PushTarget], partition: int, host: str) -> list[PushTarget]:
+    """The nodes to try, best first: the node on this host, then the others, spread evenly
+    by partition (an executor whose first choice does not answer pushes to the next)."""
     local = [t for t in targets if t.host == host]
-    pool = local or list(targets)
-    return pool[partition % len(pool)]
+    others = [t for t in targets if t.host != host]
+    first = local or others
+    start = partition % len(first)
+    ordered = first[start:] + first[:start]
+    if local:
+        start = partition % len(others) if others else 0
+        ordered += others[start:] + others[:start]
+    return ordered
+
+
+#: how long an executor waits for a node's internal server to accept a connection
+#: before it pushes to the next node
+CONNECT_TIMEOUT = 3.0
+#: keepalive of a push: a node that stops answering mid-push fails the task within
+#: seconds (Spark retries it, and the retry pushes elsewhere)
+PUSH_KEEPALIVE = [
+    ("grpc.keepalive_time_ms", 1000),
+    ("grpc.keepalive_timeout_ms", 3000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
 
 
 _channels: dict[str, object] = {}
@@ -100,18 +125,42 @@ _channels: dict[str, object] = {}
 _DO_PUT = "/arrow.flight.protocol.FlightService/DoPut"
 
 
-def _do_put(uri: str):  # type: ignore[no-untyped-def]
-    """A DoPut call to ``uri`` taking and returning raw bytes (one channel per worker)."""
+def _channel(uri: str):  # type: ignore[no-untyped-def]
+    """The channel to a node's internal server (one per worker process and node)."""
     import grpc
 
     channel = _channels.get(uri)
     if channel is None:
         target = uri.split("://", 1)[-1]
         channel = grpc.insecure_channel(
-            target, options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+            target,
+            options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1), *PUSH_KEEPALIVE],
         )
         _channels[uri] = channel
-    return channel.stream_stream(_DO_PUT, request_serializer=None, response_deserializer=None)  # type: ignore[attr-defined]
+    return channel
+
+
+def _reachable(uri: str, timeout: float) -> bool:
+    import grpc
+
+    try:
+        grpc.channel_ready_future(_channel(uri)).result(timeout=timeout)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
+
+
+def _do_put(uri: str):  # type: ignore[no-untyped-def]
+    """A DoPut call to ``uri`` taking and returning raw bytes."""
+    return _channel(uri).stream_stream(_DO_PUT, request_serializer=None, response_deserializer=None)
+
+
+def _first_reachable(order: Sequence[PushTarget], timeout: float) -> PushTarget:
+    for target in order:
+        if _reachable(target.internal_uri, timeout):
+            return target
+    names = ", ".join(f"{t.node_id} ({t.internal_uri})" for t in order)
+    raise ConnectionError(f"no node accepts pushes: none of {names} answered within {timeout:.0f}s")
 
 
 def _push_messages(
@@ -153,7 +202,7 @@ def pusher(
 
         context = TaskContext.get()
         partition, attempt = context.partitionId(), context.attemptNumber()
-        target = choose_target(targets, partition, socket.gethostname())
+        target = _first_reachable(push_order(targets, partition, socket.gethostname()), CONNECT_TIMEOUT)
         header = PushHeader(query_id, partition, attempt, mac)
         totals = [0, 0]
         replies = list(_do_put(target.internal_uri)(_push_messages(header, schema, ipc_messages, totals)))

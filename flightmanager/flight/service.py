@@ -161,13 +161,19 @@ class PortInUse(OSError):
 
 
 def bind_server(host: str, port: int, *, max_workers: int = 64) -> tuple[grpc.Server, int]:
-    """Bind a gRPC server to host:port (port 0: the OS picks); start it with :func:`serve`."""
+    """Bind a gRPC server to host:port (port 0: the OS picks); start it with :func:`serve`.
+
+    The server allows its peers' keepalive pings and pings its clients: a client whose
+    host is gone is noticed in seconds and its calls end."""
+    from flightmanager.peers import server_keepalive_options
+
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="flight"),
         options=[
             ("grpc.max_send_message_length", -1),
             ("grpc.max_receive_message_length", -1),
             ("grpc.so_reuseport", 0),
+            *server_keepalive_options(),
         ],
     )
     if port and not _can_bind(host, port):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import logging
 import secrets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -28,6 +29,7 @@ from flightmanager.claims import Claim, ClaimBook
 from flightmanager.errors import FlightManagerError, NodeLost, QueryCancelled
 from flightmanager.log_context import query_context
 from flightmanager.manager import LocalFlightManager, Node, QueryRecord, SpoolSettings
+from flightmanager.peers import Keepalive, PeerWatch
 from flightmanager.query import QueryState
 from flightmanager.status import QueryStatus, Served
 from flightmanager.zk.credential import Credential
@@ -83,6 +85,7 @@ class ZooKeeperFlightManager(LocalFlightManager):
         settings: SpoolSettings,
         client: KazooClient,
         paths: Paths,
+        keepalive: Keepalive = Keepalive(),
     ) -> None:
         self.client = client
         self.paths = paths
@@ -90,7 +93,9 @@ class ZooKeeperFlightManager(LocalFlightManager):
         # what this node served is recorded off the streaming path, in order, one write at a time
         self._served_writer = ThreadPoolExecutor(1, thread_name_prefix="served-writer")
         super().__init__(spark, node, push_key, settings)
-        self.membership = Membership(client, paths, node, self._departed).start()
+        # a node that dies or stops answering is suspected in seconds, not at session expiry
+        self.peers = PeerWatch(node.node_id, keepalive, self._suspected)
+        self.membership = Membership(client, paths, node, self._departed, self.peers.update).start()
         metrics.LIVE_NODES.labels(node.node_id).set_function(lambda: len(self.membership.live()))
 
     # -- hooks -----------------------------------------------------------------
@@ -105,7 +110,7 @@ class ZooKeeperFlightManager(LocalFlightManager):
         if local:
             return  # held by this node alone: nothing for the others to know
         # new work goes to nodes that are not draining (this one is not: it took the query)
-        record.nodes = (self.node,) if record.single else tuple(self.membership.targets())
+        record.nodes = (self.node,) if record.single else tuple(self._targets_now())
         self.registry.create(
             QueryInfo(
                 record.query_id, record.owner, self.node.node_id, QueryInfo.clip_sql(record.sql),
@@ -211,7 +216,8 @@ class ZooKeeperFlightManager(LocalFlightManager):
 
     # -- status ------------------------------------------------------------------
     def _live_nodes(self) -> list[Node]:
-        return self.membership.live()
+        suspected = self.peers.suspected()
+        return [n for n in self.membership.live() if n.node_id not in suspected]
 
     def _registry_status(self) -> list[QueryStatus]:
         return [
@@ -237,17 +243,27 @@ class ZooKeeperFlightManager(LocalFlightManager):
             except Exception as exc:  # noqa: BLE001 - the status page misses a figure, no more
                 log.warning("could not record what node %s served: %s", self.node.node_id, exc)
 
-    def _departed(self, node_id: str) -> None:
+    def _targets_now(self) -> list[Node]:
+        """Nodes that take new work: live, not draining, not suspected."""
+        suspected = self.peers.suspected()
+        return [n for n in self.membership.targets() if n.node_id not in suspected]
+
+    def _suspected(self, node: Node) -> None:
+        threading.Thread(
+            target=self._departed, args=(node.node_id, f"stopped answering (host {node.host})"), daemon=True
+        ).start()
+
+    def _departed(self, node_id: str, how: str = "was lost") -> None:
         for record in list(self._records.values()):
             holds = node_id == record.coordinator or any(n.node_id == node_id for n in record.nodes)
             if not holds or record.state not in (QueryState.RUNNING, QueryState.FINISHED):
                 continue
             with query_context(record.query_id):
-                self._lost(record, node_id)
+                self._lost(record, node_id, how)
 
-    def _lost(self, record: QueryRecord, node_id: str) -> None:
+    def _lost(self, record: QueryRecord, node_id: str, how: str) -> None:
         cause = "coordinator" if node_id == record.coordinator else "node holding part of the result"
-        error = NodeLost(f"query {record.query_id} failed: {cause} {node_id} was lost")
+        error = NodeLost(f"query {record.query_id} failed: {cause} {node_id} {how}")
         log.warning("%s", error.message)
         self._fail_with(record, error)
 
@@ -269,6 +285,7 @@ class ZooKeeperFlightManager(LocalFlightManager):
 
     def stop(self) -> None:
         self.membership.stop()
+        self.peers.stop()
         self._served_writer.shutdown(wait=False, cancel_futures=True)
         super().stop()
 

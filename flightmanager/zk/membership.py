@@ -45,11 +45,14 @@ class Membership:
         paths: Paths,
         node: Node,
         on_departed: Callable[[str], None] = lambda node_id: None,
+        on_changed: Callable[[list[Node]], None] = lambda nodes: None,
     ) -> None:
         self.client = client
         self.paths = paths
         self.node = node
         self._on_departed = on_departed
+        #: the live set changed (the peer watch follows it)
+        self._on_changed = on_changed
         self._live: dict[str, Node] = {}
         #: nodes seen draining (kept until they leave: their two znodes vanish in either order)
         self._draining: set[str] = set()
@@ -119,6 +122,7 @@ class Membership:
             self._live = fresh
             drained = departed & self._draining
             self._draining -= departed
+        self._on_changed(list(fresh.values()))
         for node_id in departed:
             if node_id in drained:
                 log.info("node %s left the cluster after draining", node_id)

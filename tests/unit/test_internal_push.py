@@ -19,7 +19,16 @@ from flightmanager.flight.service import SERVICE_NAME, start_server
 from flightmanager.flight.wire import EncodedBatch, parse_flight_data, schema_flight_data
 from flightmanager.internal import InternalFlightService
 from flightmanager.keys import ClusterKeys, push_mac
-from flightmanager.push import _push_messages, completion_marker, PushHeader, PushTarget, choose_target
+from flightmanager.push import (
+    PushHeader,
+    PushTarget,
+    _first_reachable,
+    _push_messages,
+    choose_target,
+    completion_marker,
+    push_order,
+)
+from flightmanager.zk.embedded import free_port
 from flightmanager.spool import ResultSpool
 
 PUSH_KEY = ClusterKeys.derive(b"cluster-secret-Zq8-0123456789abcdef").pushes
@@ -507,3 +516,18 @@ def test_choose_target_spreads_evenly_without_a_local_node() -> None:
 def test_choose_target_is_deterministic_per_partition() -> None:
     for p in range(20):
         assert choose_target(TARGETS, p, "elsewhere") == choose_target(list(TARGETS), p, "elsewhere")
+
+
+def test_push_order_tries_every_node_local_first() -> None:
+    assert [t.node_id for t in push_order(TARGETS, 1, "h2")] == ["n3", "n2", "n1"]
+    assert [t.node_id for t in push_order(TARGETS, 4, "elsewhere")] == ["n2", "n3", "n1"]
+    for p in range(6):
+        assert sorted(t.node_id for t in push_order(TARGETS, p, "h1")) == ["n1", "n2", "n3"]
+
+
+def test_an_executor_pushes_to_the_next_node_when_its_first_choice_does_not_answer(node: Node) -> None:
+    dead = PushTarget("dead", f"grpc://127.0.0.1:{free_port()}", "h1")
+    live = PushTarget("live", f"grpc://127.0.0.1:{node.port}", "h2")
+    assert _first_reachable([dead, live], timeout=5).node_id == "live"
+    with pytest.raises(ConnectionError, match="no node accepts pushes: none of dead"):
+        _first_reachable([dead], timeout=0.5)

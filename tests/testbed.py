@@ -76,7 +76,7 @@ class Host:
 
 
 @dataclass
-class TestBed:
+class HostBed:
     """Hosts ``zk``, ``h1``..``hN`` and ``client`` on a private /24."""
 
     nodes: int
@@ -93,7 +93,7 @@ class TestBed:
     def names(self) -> list[str]:
         return ["zk", *[f"h{i}" for i in range(1, self.nodes + 1)], "client"]
 
-    def up(self) -> "TestBed":
+    def up(self) -> "HostBed":
         try:
             self._up()
         except BaseException:
@@ -208,7 +208,7 @@ class NodeOnHost:
 class HostCluster:
     """ZooKeeper and a Spark master on ``zk``, a worker and a node on every node host."""
 
-    bed: TestBed
+    bed: HostBed
     node_args: list[str] = field(default_factory=list)
     worker_cores: int = 3
     nodes: dict[str, NodeOnHost] = field(default_factory=dict)
@@ -277,7 +277,7 @@ class HostCluster:
         if log.exists():
             log.write_text("")
         process = self.bed.start(host, args, log)
-        node = NodeOnHost(host, f"grpc://{self.bed.hosts[host].address}:{NODE_PORT}", log, process, args)
+        node = NodeOnHost(host, f"grpc://{host}:{NODE_PORT}", log, process, args)
         self.nodes[host] = node
         return node
 
@@ -293,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check" or reason:
         print(reason or "this machine can build hosts")
         return 1 if reason else 0
-    bed = TestBed(args.nodes, args.work_dir).up()
+    bed = HostBed(args.nodes, args.work_dir).up()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.integration.conftest import PASSWORD, USER, _add_user
-from tests.testbed import HostCluster, TestBed, unavailable, wait
+from tests.testbed import HostCluster, HostBed, unavailable, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.hosts]
 
@@ -40,7 +40,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostCluster]:
     work = tmp_path_factory.mktemp("hosts")
     users = work / "users"
     _add_user(users, USER, PASSWORD)
-    bed = TestBed(len(HOSTS), work).up()
+    bed = HostBed(len(HOSTS), work).up()
     try:
         cluster = HostCluster(bed, [
             "--users", str(users), "--allow-server-access", "reflection", "--result-ttl", "120",
@@ -48,6 +48,9 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostCluster]:
             "--conf", "spark.network.timeout=10s", "--conf", "spark.network.timeoutInterval=1s",
             "--conf", "spark.executor.heartbeatInterval=1s",
             "--conf", "spark.driver.memory=512m",
+            # speculative copies of slow tasks race the originals in every query here
+            "--conf", "spark.speculation=true", "--conf", "spark.speculation.multiplier=1.5",
+            "--conf", "spark.speculation.quantile=0.5",
         ]).start()
         yield cluster
     finally:
@@ -104,8 +107,7 @@ def test_retries_on_other_hosts_and_speculation_keep_rows_exact(hosts: HostClust
             f"FROM range(0, {ROWS}, 1, {PARTITIONS})")
     try:
         result = client(hosts, "h3", "flight", slow, "--timeout", "120",
-                        "--before", "SET spark.flightsql.test.failAfterCommit=true",
-                        "--before", "SET spark.speculation=true")
+                        "--before", "SET spark.flightsql.test.failAfterCommit=true")
     finally:
         client(hosts, "h3", "flight", "SELECT 1 AS id", "--before", "SET spark.flightsql.test.failAfterCommit=false")
     assert_exact(result)

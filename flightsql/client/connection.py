@@ -27,6 +27,15 @@ REUSE_CONNECTION = "arrow-flight-reuse-connection"
 CANCEL_TIMEOUT = 5.0
 
 
+#: gRPC keepalive of every connection the client opens
+KEEPALIVE = (
+    ("grpc.keepalive_time_ms", 5000),
+    ("grpc.keepalive_timeout_ms", 5000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+
+
 class TimedOut(ClientError):
     """The ``--timeout`` passed before the query was complete."""
 
@@ -107,7 +116,9 @@ class Connection:
     # ------------------------------------------------------------------ clients
 
     def _connect(self, uri: str) -> flight.FlightClient:
-        kwargs: dict[str, Any] = {}
+        # keepalive pings: a reader whose server's host stops answering fails within
+        # seconds, even without --timeout (a quiet, healthy stream answers them)
+        kwargs: dict[str, Any] = {"generic_options": list(KEEPALIVE)}
         if uri.startswith("grpc+tls://"):
             if self.options.tls_root_certs is not None:
                 kwargs["tls_root_certs"] = self.options.tls_root_certs

@@ -64,6 +64,14 @@ def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
         .config("spark.hadoop.hive.metastore.uris", settings.metastore or "")
         .config("spark.hadoop.datanucleus.schema.autoCreateAll", "true")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
+        # a lost host's executors are noticed in seconds (Spark's defaults: 60 s and more),
+        # so that queries on the survivors are not handed to them meanwhile
+        .config("spark.executor.heartbeatInterval", "1s")
+        .config("spark.network.timeoutInterval", "1s")
+        .config("spark.network.timeout", "10s")
+        # ... while requests between the driver and its executors keep Spark's patience
+        .config("spark.rpc.askTimeout", "120s")
+        .config("spark.rpc.lookupTimeout", "120s")
         .config("spark.sql.execution.pythonUDF.arrow.enabled", "true")
         # users do not query files by path (`parquet.`/some/path``) unless an operator allows it;
         # set on the context, so that a RESET in a session comes back to it

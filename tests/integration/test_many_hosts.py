@@ -44,9 +44,6 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostCluster]:
     try:
         cluster = HostCluster(bed, [
             "--users", str(users), "--allow-server-access", "reflection", "--result-ttl", "120",
-            # Spark notices a lost executor in seconds, not after its 60 s heartbeat timeout
-            "--conf", "spark.network.timeout=10s", "--conf", "spark.network.timeoutInterval=1s",
-            "--conf", "spark.executor.heartbeatInterval=1s",
             "--conf", "spark.driver.memory=512m",
             # speculative copies of slow tasks race the originals in every query here
             "--conf", "spark.speculation=true", "--conf", "spark.speculation.multiplier=1.5",

@@ -259,8 +259,15 @@ class HostCluster:
             zk_credential.create(self.credential)
         for host in hosts:
             self.start_node(host)
-        wait(lambda: all(n.ready() for n in self.nodes.values()), timeout, "the nodes did not become ready", 0.5)
+        wait(self._all_ready, timeout, "the nodes did not become ready", 0.5)
         return self
+
+    def _all_ready(self) -> bool:
+        for node in self.nodes.values():
+            if node.process.poll() is not None:
+                tail = node.log.read_text(errors="replace").splitlines()[-30:]
+                raise RuntimeError(f"the node on {node.host} exited ({node.process.returncode}):\n" + "\n".join(tail))
+        return all(n.ready() for n in self.nodes.values())
 
     def start_node(self, host: str) -> NodeOnHost:
         log = self.work / host / "node.log"

@@ -199,6 +199,12 @@ def start_server(service: FlightService, host: str, port: int, *, max_workers: i
     return server, bound
 
 
+def check_free(host: str, port: int) -> None:
+    """Raise :class:`PortInUse` if ``host:port`` cannot be listened on (port 0: any port)."""
+    if port and not _can_bind(host, port):
+        raise PortInUse(host, port)
+
+
 def _can_bind(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:

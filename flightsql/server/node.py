@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from flightmanager.flight.service import bind_server, serve
+from flightmanager.flight.service import bind_server, check_free, serve
 from flightmanager.internal import InternalFlightService
 from flightmanager.records import Node, SpoolSettings
 from flightmanager.zk import credential as zk_credential
@@ -107,8 +107,11 @@ class FlightSqlNode:
         # a local master's executors are this process's children: loopback is enough
         local = settings.master.startswith("local") and not settings.internal_advertise_host
         internal_host = "127.0.0.1" if local else "0.0.0.0"
-        self.public_server, port = bind_server(settings.host, settings.port)
-        self.internal_server, internal_port = bind_server(internal_host, settings.internal_port)
+        # a port in use fails now, before Spark or ZooKeeper start; the gRPC servers
+        # themselves are made after the child processes are launched (gRPC's threads
+        # and a fork in the same process do not mix)
+        check_free(settings.host, settings.port)
+        check_free(internal_host, settings.internal_port)
         self.spark = build_spark(settings)
         if settings.zookeeper:
             zk_string = settings.zookeeper
@@ -116,6 +119,9 @@ class FlightSqlNode:
         else:
             self.embedded_zookeeper = EmbeddedZooKeeper(work / "zookeeper").start()
             zk_string = self.embedded_zookeeper.connect_string
+        # the embedded ZooKeeper was the last child process to start: gRPC may start now
+        self.public_server, port = bind_server(settings.host, settings.port)
+        self.internal_server, internal_port = bind_server(internal_host, settings.internal_port)
         self.zk = zk_connect(zk_string, self._zookeeper_credential(work))
         paths = Paths()
         lock_tree(self.zk, paths.root, self._zookeeper_credential(work))

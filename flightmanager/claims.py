@@ -12,9 +12,8 @@ dropped.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Protocol
+from typing import Iterable, Mapping
 
 from flightmanager.errors import IncompleteResult
 
@@ -38,37 +37,6 @@ class Claim:
         if not (isinstance(node, str) and type(attempt) is int and type(rows) is int and isinstance(push, str)):
             raise ValueError(f"malformed claim of partition {partition}")
         return cls(partition, node, attempt, rows, push)
-
-
-class ClaimBook(Protocol):
-    """Where claims are decided: ZooKeeper for a cluster, memory for one node's own results."""
-
-    def claim(self, query_id: str, claim: Claim) -> bool:
-        """True if ``claim`` is (or already was) the partition's winner."""
-
-    def won(self, query_id: str) -> dict[int, Claim]:
-        """The winning claim of every partition claimed so far."""
-
-
-class MemoryClaims:
-    """Claims of results held by one node alone (driver results, the warm-up)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._claims: dict[str, dict[int, Claim]] = {}
-
-    def claim(self, query_id: str, claim: Claim) -> bool:
-        with self._lock:
-            won = self._claims.setdefault(query_id, {}).setdefault(claim.partition, claim)
-        return won.push == claim.push
-
-    def won(self, query_id: str) -> dict[int, Claim]:
-        with self._lock:
-            return dict(self._claims.get(query_id, {}))
-
-    def forget(self, query_id: str) -> None:
-        with self._lock:
-            self._claims.pop(query_id, None)
 
 
 def manifests(query_id: str, claims: Mapping[int, Claim], partitions: int, nodes: Iterable[str]) -> dict[str, dict[int, int]]:

@@ -9,38 +9,37 @@ per partition.
 
 from __future__ import annotations
 
-import abc
 import heapq
 import logging
 import shutil
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
+import grpc
 import pyarrow as pa
 
-from flightmanager import metrics
+from flightmanager import lifecycle, metrics
 from flightmanager.budget import ByteBudget
-from flightmanager.claims import Claim, ClaimBook, MemoryClaims, manifests
-from flightmanager.errors import (
-    FlightManagerError,
-    NodeLost,
-    NotOwner,
-    QueryCancelled,
-    ResultNotFound,
-)
+from flightmanager.claims import Claim, manifests
+from flightmanager.errors import FlightManagerError, NotOwner, QueryCancelled, ResultNotFound
 from flightmanager.flight.wire import EncodedBatch
 from flightmanager.keys import push_mac
+from flightmanager.lifecycle import ACTIVE
 from flightmanager.log_context import iterate_in_query, query_context
+from flightmanager.members import Members, SoloMembers
+from flightmanager.peers import Keepalive, PeerWatch
 from flightmanager.push import FAIL_AFTER_COMMIT, pusher
 from flightmanager.query import QueryState
-from flightmanager.spool import Hangup, ResultSpool
-from flightmanager.spark_failures import describe_failure
 # the records are importable from here too, where the manager's users have always found them
 from flightmanager.records import Endpoint, Node, QueryRecord, SpoolSettings, Submitted  # noqa: F401
-from flightmanager.status import ClusterStatus, QueryStatus, StreamTally, merge
+from flightmanager.registry import MemoryRegistry, QueryInfo, Registry, changed
+from flightmanager.spark_failures import describe_failure
+from flightmanager.spool import Hangup, ResultSpool
+from flightmanager.status import ClusterStatus, QueryStatus, Served, StreamTally, merge
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -48,100 +47,169 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class SparkFlightManager(abc.ABC):
-    """Distributes DataFrame results over the nodes and streams them back by ticket."""
+class SparkFlightManager:
+    """Distributes DataFrame results over the nodes and streams them back by ticket.
 
-    #: the node this manager runs on; a draining node takes no new work
-    node: Node
-    draining: bool = False
+    An adapter around :mod:`flightmanager.lifecycle`: the Spark job runner, the
+    registry's watches, the cluster's members and the Flight services feed it events
+    (:meth:`_feed`), and it carries out the actions the lifecycle returns.  It decides
+    no transition itself.  The cluster is given to it: a :class:`Registry` for the
+    queries and :class:`Members` for the nodes (ZooKeeper for a cluster, see
+    :func:`flightmanager.zk.manager.zookeeper_manager`; memory for a node alone).
+    """
 
-    @abc.abstractmethod
-    def rejected(self, owner: str, sql: str, error: FlightManagerError) -> None:
-        """List a statement that failed before it ran (status pages show it)."""
-
-    @abc.abstractmethod
-    def drain(self, timeout: float) -> bool:
-        """Take no new work; wait until what this node holds has been read (True) or time runs out."""
-
-    @abc.abstractmethod
-    def submit(
-        self, df: "DataFrame", *, owner: str, sql: str, ordered: bool, single: bool = False
-    ) -> Submitted:
-        """Run ``df``; ``single`` keeps the whole result on this node (one endpoint)."""
-
-    @abc.abstractmethod
-    def publish(
-        self, schema: pa.Schema, batches: Iterable[pa.RecordBatch], *, owner: str, sql: str
-    ) -> Submitted: ...
-
-    @abc.abstractmethod
-    def stream(
-        self, query_id: str, user: str, hangup: Hangup | None = None
-    ) -> tuple[pa.Schema, Iterator[EncodedBatch]]:
-        """What this node holds of the result, as it arrives; ``hangup``: the client went."""
-
-    @abc.abstractmethod
-    def cancel(self, query_id: str, user: str) -> QueryState: ...
-
-    @abc.abstractmethod
-    def renew(self, query_id: str, user: str) -> float: ...
-
-    @abc.abstractmethod
-    def close(self, query_id: str, user: str) -> None: ...
-
-    @abc.abstractmethod
-    def queries(self) -> list[QueryRecord]: ...
-
-    @abc.abstractmethod
-    def status(self) -> ClusterStatus:
-        """Live nodes, and running and recent queries, as this node sees the cluster."""
-
-    @abc.abstractmethod
-    def stop(self) -> None: ...
-
-
-class LocalFlightManager(SparkFlightManager):
-    """One node: executors push every partition to this node's internal server."""
-
-    def __init__(self, spark: "SparkSession", node: Node, push_key: bytes, settings: SpoolSettings) -> None:
+    def __init__(
+        self,
+        spark: "SparkSession | None",
+        node: Node,
+        push_key: bytes,
+        settings: SpoolSettings,
+        registry: Registry | None = None,
+        members: Members | None = None,
+        keepalive: Keepalive = Keepalive(),
+    ) -> None:
         self.spark = spark
         self.node = node
         #: proves pushes (see flightmanager.keys): executors get a per-query MAC, never this key
         self._push_key = push_key
         self.settings = settings
+        #: the cluster's queries, and the results this node holds alone (a command's output)
+        self.registry: Registry = registry if registry is not None else MemoryRegistry()
+        self._own = MemoryRegistry()
         self.memory = ByteBudget("memory", settings.memory_budget)
         self.disk = ByteBudget("spill disk", settings.disk_budget)
         self._lock = threading.Condition()
         self._records: dict[str, QueryRecord] = {}
         self._expiry: list[tuple[float, str]] = []
-        #: claims of the results this node holds alone (a cluster's are in its registry)
-        self._own_claims = MemoryClaims()
         self._stopping = False
         #: draining: no new work; the node leaves once what it holds has been read
         self.draining = False
         shutil.rmtree(settings.spill_dir, ignore_errors=True)
         settings.spill_dir.mkdir(parents=True, exist_ok=True)
+        #: Spark jobs run here, a bounded number at once; the rest wait their turn, PENDING
+        self._jobs = ThreadPoolExecutor(settings.job_threads, thread_name_prefix="query")
+        #: what the registry's watches, the members and the peer watch report is handled
+        #: here, in order: their own threads (kazoo's among them) never block on it
+        self._events = ThreadPoolExecutor(1, thread_name_prefix="lifecycle-events")
+        #: what this node served is recorded off the streaming path, in order, one write at a time
+        self._served_writer = ThreadPoolExecutor(1, thread_name_prefix="served-writer")
         self._reaper = threading.Thread(target=self._reap, name="result-expiry", daemon=True)
         self._reaper.start()
+        # a node that dies or stops answering is suspected in seconds, not at session expiry
+        self.peers = PeerWatch(node.node_id, keepalive, self._suspected)
+        self.membership: Members = (members if members is not None else SoloMembers(node)).start(
+            self._left, self.peers.update
+        )
         label = node.node_id
         metrics.MEMORY_HELD.labels(label).set_function(lambda: self.memory.used)
         metrics.DISK_HELD.labels(label).set_function(lambda: self.disk.used)
         metrics.MEMORY_BUDGET.labels(label).set(settings.memory_budget)
         metrics.DISK_BUDGET.labels(label).set(settings.disk_budget)
         metrics.QUERIES_RUNNING.labels(label).set_function(self._running)
+        metrics.LIVE_NODES.labels(label).set_function(lambda: len(self.membership.live()))
 
     def _running(self) -> int:
         me = self.node.node_id
         return sum(
             1 for r in list(self._records.values())
-            if r.coordinator == me and r.state in (QueryState.PENDING, QueryState.RUNNING) and not r.internal
+            if r.coordinator == me and r.state in ACTIVE and not r.internal
         )
 
     def exhausted(self, query_id: str) -> None:
         """A budget ran out while holding this query: stop its job."""
-        self.spark.sparkContext.cancelJobGroup(query_id)
+        self._cancel_job(query_id)
 
-    # -- registry ------------------------------------------------------------
+    # -- the lifecycle ---------------------------------------------------------------
+    def _feed(self, record: QueryRecord, event: lifecycle.Event) -> lifecycle.Life:
+        """Hand ``event`` to the lifecycle and carry out what it decides."""
+        with self._lock:
+            result = lifecycle.step(record.life, event)
+            record.life = result.life
+            spool = record.spool
+            if any(isinstance(a, lifecycle.CloseSpool) for a in result.actions):
+                record.spool = None
+            self._lock.notify_all()
+        failure: FlightManagerError | None = None
+        with query_context(record.query_id):
+            for action in result.actions:
+                try:
+                    self._carry_out(record, spool, action)
+                except Exception as exc:  # noqa: BLE001 - the other actions still happen
+                    log.warning("query %s: %s failed: %s", record.query_id, type(action).__name__, exc)
+                    if isinstance(action, (lifecycle.WriteManifests, lifecycle.RecordEnd)):
+                        failure = FlightManagerError(
+                            f"query {record.query_id} failed: the cluster's registry could not be written ({exc})"
+                        )
+        if failure is not None:
+            return self._feed(record, lifecycle.RecordingFailed(failure, time.time()))
+        return result.life
+
+    def _carry_out(self, record: QueryRecord, spool: ResultSpool | None, action: lifecycle.Action) -> None:
+        query_id = record.query_id
+        if isinstance(action, lifecycle.CancelJob):
+            self._cancel_job(query_id)
+        elif isinstance(action, lifecycle.FinishSpool):
+            if spool is not None:
+                spool.finish(action.manifest)
+        elif isinstance(action, lifecycle.FailSpool):
+            if spool is not None:
+                spool.fail(action.error)
+        elif isinstance(action, lifecycle.CloseSpool):
+            if spool is not None:
+                spool.close(action.reason)
+        elif isinstance(action, lifecycle.WriteManifests):
+            for node_id, manifest in action.manifests.items():
+                record.registry.write_manifest(query_id, node_id, dict(manifest))
+        elif isinstance(action, lifecycle.RecordEnd):
+            record.registry.update(query_id, lambda info: _ended(info, action))
+        elif isinstance(action, lifecycle.RecordExpiry):
+            record.registry.update(
+                query_id, lambda info: changed(info, expires_at=max(info.expires_at, action.expires_at))
+            )
+        elif isinstance(action, lifecycle.DeleteRecord):
+            record.registry.delete(query_id)
+        elif isinstance(action, lifecycle.ScheduleExpiry):
+            with self._lock:
+                heapq.heappush(self._expiry, (action.at, query_id))
+                self._lock.notify_all()
+        elif isinstance(action, lifecycle.CountEnd):
+            if not record.internal:
+                metrics.QUERIES_ENDED.labels(self.node.node_id, action.outcome.value).inc()
+                metrics.QUERY_SECONDS.labels(self.node.node_id).observe(action.seconds_from_start)
+        elif isinstance(action, lifecycle.Log):
+            if not record.internal or action.level >= logging.WARNING:
+                log.log(action.level, "%s", action.message)
+
+    def _cancel_job(self, query_id: str) -> None:
+        if self.spark is not None:
+            self.spark.sparkContext.cancelJobGroup(query_id)
+
+    def _watch(self, record: QueryRecord) -> None:
+        """Follow the query's record in its registry (another node may end it)."""
+
+        def changed_(info: QueryInfo | None) -> bool:
+            # the registry's thread (kazoo's): hand over, never block; stop once nothing can change
+            self._events.submit(self._record_changed, record, info)
+            return info is not None and not QueryState(info.state).terminal
+
+        record.registry.watch(record.query_id, changed_)
+
+    def _record_changed(self, record: QueryRecord, info: QueryInfo | None) -> None:
+        """What the registry says, as events (on the events thread)."""
+        with query_context(record.query_id):
+            if info is None:
+                self._feed(record, lifecycle.Expire("expired"))
+                return
+            if info.expires_at > record.expires_at:
+                self._feed(record, lifecycle.ExtendedElsewhere(info.expires_at))
+            state = QueryState(info.state)
+            if state is QueryState.FINISHED and not record.life.coordinating and record.state in ACTIVE:
+                manifest = record.registry.manifest(record.query_id, self.node.node_id) or {}
+                self._feed(record, lifecycle.ManifestWritten(manifest, info.finished))
+            elif state in (QueryState.FAILED, QueryState.CANCELLED):
+                self._feed(record, lifecycle.EndedElsewhere(state, _error(info), info.finished or time.time()))
+
+    # -- the registry ----------------------------------------------------------------
     def spool_of(self, query_id: str) -> ResultSpool | None:
         record = self._records.get(query_id) or self._lookup(query_id)
         return None if record is None else record.spool
@@ -166,8 +234,26 @@ class LocalFlightManager(SparkFlightManager):
         nodes = tuple(replace(n.status(), draining=self._is_draining(n.node_id)) for n in self._live_nodes())
         return ClusterStatus(replace(self.node.status(), draining=self.draining), now, nodes, queries)
 
+    def _registry_status(self) -> list[QueryStatus]:
+        return [
+            QueryStatus(
+                info.query_id, info.owner, info.sql, info.state, info.coordinator, info.created,
+                info.finished, info.error, served,
+            )
+            for info, served in self.registry.snapshot().values()
+        ]
+
     def _is_draining(self, node_id: str) -> bool:
-        return self.draining and node_id == self.node.node_id
+        return (self.draining and node_id == self.node.node_id) or self.membership.is_draining(node_id)
+
+    def _live_nodes(self) -> list[Node]:
+        suspected = self.peers.suspected()
+        return [n for n in self.membership.live() if n.node_id not in suspected]
+
+    def _targets_now(self) -> list[Node]:
+        """Nodes that take new work: live, not draining, not suspected."""
+        suspected = self.peers.suspected()
+        return [n for n in self.membership.targets() if n.node_id not in suspected]
 
     def pushed(self, query_id: str, rows: int, committed: bool) -> None:
         """An executor's push of a partition ended (committed, or dropped as a duplicate)."""
@@ -183,21 +269,54 @@ class LocalFlightManager(SparkFlightManager):
         self, owner: str, sql: str, schema: pa.Schema, ordered: bool, *, local: bool = False, single: bool = False,
         internal: bool = False,
     ) -> QueryRecord:
+        """A new query coordinated here; ``local``: held by this node alone, unknown to the others."""
         query_id = uuid.uuid4().hex
         now = time.time()
-        record = QueryRecord(
-            query_id, owner, sql, schema, ordered, now, now + self.settings.result_ttl,
-            coordinator=self.node.node_id, nodes=(self.node,), single=single, internal=internal,
+        me = self.node.node_id
+        # new work goes to nodes that are not draining (this one is not: it took the query)
+        nodes = (self.node,) if local or single else tuple(self._targets_now()) or (self.node,)
+        life = lifecycle.Life(
+            query_id, me, me, frozenset(n.node_id for n in nodes), self.settings.result_ttl, now,
+            now + self.settings.result_ttl, counted=internal,
         )
+        registry = self._own if local else self.registry
+        record = QueryRecord(life, owner, sql, schema, ordered, registry, nodes=nodes, single=single, internal=internal)
         with query_context(query_id):
-            self._adopt(record, local=local)
-            self._published(record, local=local)
+            registry.create(
+                QueryInfo(
+                    query_id, owner, me, QueryInfo.clip_sql(sql), QueryInfo.encode_schema(schema), ordered, now,
+                    life.expires_at, state=QueryState.PENDING.value, nodes=sorted(life.nodes),
+                )
+            )
+            self._adopt(record)
+            self._watch(record)
             if not internal:
-                metrics.QUERIES_STARTED.labels(self.node.node_id, "driver" if local else "job").inc()
-            log.info("%s from %s: %s", "driver result" if local else "query", owner, _one_line(sql))
+                metrics.QUERIES_STARTED.labels(me, "driver" if local else "job").inc()
+                log.info("%s from %s: %s", "driver result" if local else "query", owner, _one_line(sql))
         return record
 
-    def _adopt(self, record: QueryRecord, *, local: bool = False) -> QueryRecord:
+    def _lookup(self, query_id: str) -> QueryRecord | None:
+        """A query another node coordinates: mirror it and hold its part here."""
+        info = self.registry.get(query_id)
+        if info is None:
+            return None
+        if info.nodes is not None and self.node.node_id not in info.nodes:
+            return None  # no part of the result is here: "not found", never an empty result
+        holders = set(info.nodes or ())
+        life = lifecycle.Life(
+            query_id, self.node.node_id, info.coordinator, frozenset(holders), self.settings.result_ttl,
+            info.created, info.expires_at, state=QueryState.RUNNING,
+        )
+        record = QueryRecord(
+            life, info.owner, info.sql, info.arrow_schema(), info.ordered, self.registry,
+            nodes=tuple(n for n in self.membership.live() if n.node_id in holders),
+        )
+        adopted = self._adopt(record)
+        if adopted is record:
+            self._watch(record)
+        return adopted
+
+    def _adopt(self, record: QueryRecord) -> QueryRecord:
         """Hold a spool for ``record`` on this node and schedule its expiry."""
         query_id = record.query_id
         record.spool = ResultSpool(
@@ -206,7 +325,7 @@ class LocalFlightManager(SparkFlightManager):
             memory=self.memory,
             disk=self.disk,
             spill_dir=self.settings.spill_dir / query_id,
-            claim=self._claimer(query_id, self._claim_book(local)),
+            claim=self._claimer(record),
             ordered=record.ordered,
         )
         with self._lock:
@@ -218,56 +337,22 @@ class LocalFlightManager(SparkFlightManager):
             self._lock.notify_all()
         return record
 
-    def _claimer(self, query_id: str, book: ClaimBook) -> Callable[[int, int, int, str], bool]:
+    def _claimer(self, record: QueryRecord) -> Callable[[int, int, int, str], bool]:
         node_id = self.node.node_id
-        return lambda partition, attempt, rows, push: book.claim(
-            query_id, Claim(partition, node_id, attempt, rows, push)
-        )
 
-    # -- hooks a distributed manager overrides --------------------------------
-    def _claim_book(self, local: bool) -> ClaimBook:
-        """Where the claims of a result are decided (``local``: held by this node alone)."""
-        return self._own_claims
+        def claim(partition: int, attempt: int, rows: int, push: str) -> bool:
+            won = record.registry.claim(record.query_id, Claim(partition, node_id, attempt, rows, push))
+            if won:
+                self._feed(record, lifecycle.ClaimWon(partition, node_id))
+            return won
 
-    def _won(self, record: QueryRecord) -> dict[int, Claim]:
-        return self._own_claims.won(record.query_id)
-
-    def _targets(self, record: QueryRecord) -> list[Node]:
-        return list(record.nodes) or [self.node]
-
-    def _endpoints(self, record: QueryRecord) -> tuple[Endpoint, ...]:
-        return tuple(Endpoint(node, record.query_id, record.expires_at) for node in self._targets(record))
-
-    def _lookup(self, query_id: str) -> QueryRecord | None:
-        """A query this node has not seen (another node coordinates it)."""
-        return None
-
-    def _registry_status(self) -> list[QueryStatus]:
-        """Queries as the cluster's registry knows them (none: one node)."""
-        return []
-
-    def _live_nodes(self) -> list[Node]:
-        return [self.node]
-
-    def _served(self, record: QueryRecord) -> None:
-        """A stream of ``record`` ended on this node."""
-
-    def _published(self, record: QueryRecord, *, local: bool) -> None:
-        """The query was registered here (the coordinator)."""
-
-    def _finished(self, record: QueryRecord, manifests: dict[str, dict[int, int]]) -> None:
-        """The job succeeded; ``manifests`` maps node id to {partition: rows}."""
-        assert record.spool is not None
-        record.spool.finish(manifests.get(self.node.node_id, {}))
-
-    def _failed(self, record: QueryRecord, error: FlightManagerError) -> None:
-        if record.spool is not None:
-            record.spool.fail(error)
+        return claim
 
     # -- running -------------------------------------------------------------
     def submit(
         self, df: "DataFrame", *, owner: str, sql: str, ordered: bool, single: bool = False
     ) -> Submitted:
+        """Run ``df``; ``single`` keeps the whole result on this node (one endpoint)."""
         return self._submit(df, owner=owner, sql=sql, ordered=ordered, single=single)
 
     def _submit(
@@ -276,137 +361,91 @@ class LocalFlightManager(SparkFlightManager):
         schema = arrow_schema(df)
         # an internal query stays on this node, unknown to the registry and the other nodes
         record = self._register(owner, sql, schema, ordered, single=single, internal=internal, local=internal)
-        thread = threading.Thread(
-            target=self._run, args=(record, df), name=f"query-{record.query_id[:8]}", daemon=True
-        )
-        record.move(QueryState.RUNNING)
-        thread.start()
+        self._jobs.submit(self._run, record, df)
         return Submitted(record.query_id, schema, self._endpoints(record), ordered)
+
+    def _endpoints(self, record: QueryRecord) -> tuple[Endpoint, ...]:
+        return tuple(Endpoint(node, record.query_id, record.expires_at) for node in record.nodes)
 
     def _run(self, record: QueryRecord, df: "DataFrame") -> None:
         with query_context(record.query_id):
+            if self._feed(record, lifecycle.Started()).state is not QueryState.RUNNING:
+                return  # cancelled, closed or failed while it waited for a job thread
             self._run_job(record, df)
 
     def _run_job(self, record: QueryRecord, df: "DataFrame") -> None:
+        assert self.spark is not None
         sc = self.spark.sparkContext
         query_id = record.query_id
         # named by the query id alone: Spark's UI and logs show no user's name or SQL
         sc.setJobGroup(query_id, f"flightsql query {query_id}", interruptOnCancel=True)
-        spool = record.spool
-        assert spool is not None
         try:
-            targets = [n.push_target() for n in self._targets(record)]
+            targets = [n.push_target() for n in record.nodes]
             fail_after_commit = (df.sparkSession.conf.get(FAIL_AFTER_COMMIT, "false") or "").lower() == "true"
             push = pusher(query_id, targets, push_mac(self._push_key, query_id), record.schema, fail_after_commit)
             batches = arrow_batches(df)
             partitions = batches.getNumPartitions()
             batches.mapPartitions(push).foreach(lambda summary: None)
             # what each node serves comes from the claims: which push of each partition won where
-            made = manifests(query_id, self._won(record), partitions, [t.node_id for t in targets])
-            with self._lock:
-                finished = record.state is QueryState.RUNNING
-                if finished:
-                    record.move(QueryState.FINISHED)
-                    record.finished_at = time.time()
-                    # readable for one TTL from completion, at least as long as advertised
-                    record.expires_at = max(record.expires_at, record.finished_at + self.settings.result_ttl)
-                    heapq.heappush(self._expiry, (record.expires_at, query_id))
-                    self._lock.notify_all()
-            self._finished(record, made)
-            if finished:
-                self._ended(record, QueryState.FINISHED)
-            per_node = {node: sum(m.values()) for node, m in made.items()}
-            log.info(
-                "query %s finished: %d partitions, %d rows; rows per node %s",
-                query_id, partitions, sum(per_node.values()), per_node,
-            )
+            made = manifests(query_id, record.registry.won(query_id), partitions, [t.node_id for t in targets])
+            self._feed(record, lifecycle.JobSucceeded(made, time.time()))
         except Exception as exc:  # noqa: BLE001 - any failure ends the query
-            self._fail(record, exc)
+            spool = record.spool
+            # the node's own verdict (a budget ran out) names the cause better than Spark's
+            error = spool.error if spool is not None and spool.error is not None else describe_failure(exc, query_id)
+            self._feed(record, lifecycle.JobFailed(error, time.time()))
         finally:
             sc.setLocalProperty("spark.jobGroup.id", None)
 
     def warm_up(self) -> None:
         """Run one tiny push job (to this node alone) so the first user query does not pay
         for starting Python workers."""
+        assert self.spark is not None
         sc = self.spark.sparkContext
         df = self.spark.range(0, 1, 1, max(1, sc.defaultParallelism))
         submitted = self._submit(df, owner="node", sql="-- warm-up", ordered=False, internal=True)
         _, batches = self.stream(submitted.query_id, "node")
         for _ in batches:
             pass
-        self._expire(self.record(submitted.query_id), "closed")
+        self._feed(self.record(submitted.query_id), lifecycle.Expire("closed"))
         with self._lock:  # the node's own business: no status page lists it
             self._records.pop(submitted.query_id, None)
-
-    def _fail(self, record: QueryRecord, exc: BaseException) -> None:
-        with self._lock:
-            outcome = QueryState.FAILED
-            if record.state is QueryState.CANCELLED:
-                error: FlightManagerError = QueryCancelled(f"query {record.query_id} was cancelled")
-                outcome = QueryState.CANCELLED
-            else:
-                if record.spool is not None and record.spool.error is not None:
-                    error = record.spool.error  # the node's own verdict (a budget) names the cause
-                else:
-                    error = describe_failure(exc, record.query_id)
-                if record.state.can_move_to(QueryState.FAILED):
-                    record.move(QueryState.FAILED)
-            record.error = error
-            if record.finished_at is None:
-                record.finished_at = time.time()
-        self._failed(record, error)
-        self._ended(record, outcome)
-        message = error.message
-        log.warning("%s", message if record.query_id in message else f"query {record.query_id} failed: {message}")
-
-    def _ended(self, record: QueryRecord, outcome: QueryState) -> None:
-        """The query this node coordinates finished, failed or was cancelled: count it once."""
-        with self._lock:
-            if record.counted or record.coordinator != self.node.node_id or record.internal:
-                return
-            record.counted = True
-            if record.finished_at is None:
-                record.finished_at = time.time()
-            seconds = record.finished_at - record.created
-        label = self.node.node_id
-        metrics.QUERIES_ENDED.labels(label, outcome.value).inc()
-        metrics.QUERY_SECONDS.labels(label).observe(seconds)
 
     def publish(
         self, schema: pa.Schema, batches: Iterable[pa.RecordBatch], *, owner: str, sql: str
     ) -> Submitted:
-        """Serve a result the driver already holds (a command's output, metadata)."""
+        """Serve a result the driver already holds (a command's output, metadata): this
+        node alone serves it, from one endpoint."""
         record = self._register(owner, sql, schema, True, local=True)
         spool = record.spool
         assert spool is not None
+        self._feed(record, lifecycle.Started())
         writer = spool.begin(0, 0)
         try:
             for batch in batches:
                 if batch.schema != schema:
                     batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
                 writer.append(EncodedBatch.from_record_batch(batch))
-        except BaseException:
+        except BaseException as exc:
             writer.abort()
+            self._feed(record, lifecycle.JobFailed(describe_failure(exc, record.query_id), time.time()))
             raise
         writer.commit()
-        spool.finish({0: writer.rows})
-        record.move(QueryState.RUNNING)
-        record.move(QueryState.FINISHED)
-        record.finished_at = time.time()
-        self._ended(record, QueryState.FINISHED)
-        # A result the driver holds is served by this node alone.
-        return Submitted(record.query_id, schema, (Endpoint(self.node, record.query_id, record.expires_at),), True)
+        self._feed(record, lifecycle.JobSucceeded({self.node.node_id: {0: writer.rows}}, time.time()))
+        return Submitted(record.query_id, schema, self._endpoints(record), True)
 
     # -- reading and lifecycle -------------------------------------------------
     def stream(
         self, query_id: str, user: str, hangup: Hangup | None = None
     ) -> tuple[pa.Schema, Iterator[EncodedBatch]]:
+        """What this node holds of the result, as it arrives; ``hangup``: the client went."""
         record = self.record(query_id, user)
-        if record.state is QueryState.EXPIRED or record.spool is None:
+        spool = record.spool
+        if record.state is QueryState.EXPIRED or spool is None:
             raise ResultNotFound(f"result {query_id} expired")
         if record.error is not None:
             raise record.error
-        return record.schema, iterate_in_query(query_id, self._counted(record, record.spool.batches(hangup)))
+        return record.schema, iterate_in_query(query_id, self._counted(record, spool.batches(hangup)))
 
     def _counted(self, record: QueryRecord, batches: Iterator[EncodedBatch]) -> Iterator[EncodedBatch]:
         """Count what this node serves (metrics, the query's tallies, one log line per stream)."""
@@ -428,98 +467,101 @@ class LocalFlightManager(SparkFlightManager):
                 yield batch
             complete = True
         finally:
-            log.info(
-                "query %s: node %s served %d rows, %d bytes%s", record.query_id, node, tally.rows, tally.bytes,
-                "" if complete else " (stream ended early)",
-            )
+            if measured:
+                log.info(
+                    "query %s: node %s served %d rows, %d bytes%s", record.query_id, node, tally.rows, tally.bytes,
+                    "" if complete else " (stream ended early)",
+                )
             with self._lock:
                 record.open_streams -= 1
                 record.delivered = record.delivered or complete
                 self._lock.notify_all()
             self._served(record)
 
+    def _served(self, record: QueryRecord) -> None:
+        """A stream of ``record`` ended here: record the figures for every node's status page."""
+        if record.internal:
+            return
+        try:
+            self._served_writer.submit(self._write_served, record)
+        except RuntimeError:  # stopping: the record goes with the query anyway
+            pass
+
+    def _write_served(self, record: QueryRecord) -> None:
+        with query_context(record.query_id):
+            try:
+                record.registry.write_served(record.query_id, self.node.node_id, Served.of(record.tallies))
+            except Exception as exc:  # noqa: BLE001 - the status page misses a figure, no more
+                log.warning("could not record what node %s served: %s", self.node.node_id, exc)
+
     def cancel(self, query_id: str, user: str) -> QueryState:
         record = self.record(query_id, user)
-        with self._lock:
-            if record.state in (QueryState.PENDING, QueryState.RUNNING):
-                record.move(QueryState.CANCELLED)
-                record.error = QueryCancelled(f"query {query_id} was cancelled")
-                record.finished_at = time.time()
-            else:
-                return record.state
-        with query_context(query_id):
-            self.spark.sparkContext.cancelJobGroup(query_id)
-            assert record.error is not None
-            self._failed(record, record.error)
-            self._ended(record, QueryState.CANCELLED)
-            log.info("query %s cancelled by %s", query_id, user)
-        return record.state
+        return self._feed(record, lifecycle.CancelRequested(user, time.time())).state
 
     def renew(self, query_id: str, user: str) -> float:
         record = self.record(query_id, user)
         if record.state is QueryState.EXPIRED:
             raise ResultNotFound(f"result {query_id} expired")
-        with self._lock:
-            record.expires_at = time.time() + self.settings.result_ttl
-            heapq.heappush(self._expiry, (record.expires_at, query_id))
-            self._lock.notify_all()
-        return record.expires_at
+        return self._feed(record, lifecycle.Renewed(time.time() + self.settings.result_ttl)).expires_at
 
     def close(self, query_id: str, user: str) -> None:
         record = self.record(query_id, user)
-        if record.state in (QueryState.PENDING, QueryState.RUNNING):
-            self.cancel(query_id, user)
-        self._expire(record, "closed")
-
-    def _expire(self, record: QueryRecord, reason: str) -> None:
-        with query_context(record.query_id):
-            with self._lock:
-                if record.state is QueryState.EXPIRED:
-                    return
-                if record.state in (QueryState.PENDING, QueryState.RUNNING):
-                    self.spark.sparkContext.cancelJobGroup(record.query_id)
-                record.outcome, record.state = record.state, QueryState.EXPIRED
-                spool, record.spool = record.spool, None
-                self._own_claims.forget(record.query_id)
-            if spool is not None:
-                spool.close(reason)
-            log.info("query %s result %s; spool freed", record.query_id, reason)
+        if record.state in ACTIVE:
+            self._feed(record, lifecycle.CancelRequested(user, time.time()))
+        self._feed(record, lifecycle.Expire("closed"))
 
     def _reap(self) -> None:
-        """Expire results when their time comes (a timed wait, not a polling loop)."""
+        """Tell the lifecycle when a result's time comes (a timed wait, not a polling loop)."""
         with self._lock:
             while not self._stopping:
                 now = time.time()
+                due: list[QueryRecord] = []
                 while self._expiry and self._expiry[0][0] <= now:
-                    _, query_id = heapq.heappop(self._expiry)
+                    at, query_id = heapq.heappop(self._expiry)
                     record = self._records.get(query_id)
-                    if record is not None and record.state in (QueryState.PENDING, QueryState.RUNNING):
-                        # a result's lifetime starts when it is complete: look again one TTL on
-                        record.expires_at = max(record.expires_at, now + self.settings.result_ttl)
-                        heapq.heappush(self._expiry, (record.expires_at, query_id))
-                        continue
-                    if record is not None and record.expires_at <= now:
-                        self._lock.release()
-                        try:
-                            self._expire(record, "expired")
-                        finally:
-                            self._lock.acquire()
+                    if record is not None and record.state is not QueryState.EXPIRED and at >= record.expires_at:
+                        due.append(record)
+                self._lock.release()
+                try:
+                    for record in due:
+                        with query_context(record.query_id):
+                            self._feed(record, lifecycle.TimeUp(now))
+                finally:
+                    self._lock.acquire()
                 self._forget_old()
                 timeout = self._expiry[0][0] - time.time() if self._expiry else None
-                self._lock.wait(timeout)
+                if not due:
+                    self._lock.wait(timeout)
 
     def rejected(self, owner: str, sql: str, error: FlightManagerError) -> None:
         """A statement refused before anything ran (bad SQL, no such table): no result, but
         the status page lists it, with the error, like any query that failed."""
         now = time.time()
-        record = QueryRecord(
-            uuid.uuid4().hex, owner, sql, pa.schema([]), False, now, now + self.settings.result_ttl,
-            state=QueryState.FAILED, error=error, finished_at=now, coordinator=self.node.node_id, counted=True,
+        me = self.node.node_id
+        life = lifecycle.Life(
+            uuid.uuid4().hex, me, me, frozenset(), self.settings.result_ttl, now, now + self.settings.result_ttl,
+            state=QueryState.FAILED, error=error, finished_at=now, counted=True,
         )
+        record = QueryRecord(life, owner, sql, pa.schema([]), False, self._own)
         with self._lock:
             self._records[record.query_id] = record
             heapq.heappush(self._expiry, (record.expires_at, record.query_id))
             self._lock.notify_all()
+
+    # -- other nodes ---------------------------------------------------------------
+    def _left(self, node_id: str) -> None:
+        """A node left the cluster without draining (the members' thread: hand over)."""
+        self._events.submit(self._departed, lifecycle.NodeLeft(node_id, time.time()))
+
+    def _suspected(self, node: Node) -> None:
+        """A node stopped answering on its channel (the peer watch's thread: hand over)."""
+        self._events.submit(self._departed, lifecycle.NodeSuspected(node.node_id, node.host, time.time()))
+
+    def _departed(self, event: lifecycle.NodeLeft | lifecycle.NodeSuspected) -> None:
+        for record in list(self._records.values()):
+            if record.life.depends_on(event.node_id):
+                with query_context(record.query_id):
+                    self._feed(record, event)
 
     # -- draining ------------------------------------------------------------------
     def drain(self, timeout: float) -> bool:
@@ -529,7 +571,7 @@ class LocalFlightManager(SparkFlightManager):
         Returns True when nothing is left.  Otherwise what is left fails, with a message,
         on every node: no reader waits for a part that will not come."""
         self.draining = True
-        self._drain_started()
+        self.membership.drain()
         log.info("draining: no new work; waiting up to %.0fs for the results held here to be read", timeout)
         deadline = time.monotonic() + timeout
         while True:
@@ -544,38 +586,22 @@ class LocalFlightManager(SparkFlightManager):
             return True
         log.warning("drain timed out; %d results not read in full fail: %s", len(left), ", ".join(sorted(left)))
         for query_id in sorted(left):
-            with query_context(query_id):
-                self._abandon(query_id)
+            record = self._records.get(query_id) or self._lookup(query_id)
+            if record is not None:
+                with query_context(query_id):
+                    self._feed(record, lifecycle.DrainTimedOut(time.time()))
         return False
 
     def _undelivered(self) -> set[str]:
         """Queries a reader would still need this node for."""
         with self._lock:
-            return {r.query_id for r in self._records.values() if r.needed()}
-
-    def _drain_started(self) -> None:
-        """Tell the cluster this node takes no new work (nothing to tell: one node)."""
-
-    def _abandon(self, query_id: str) -> None:
-        """The drain ran out of time with ``query_id`` not read: fail it."""
-        error = NodeLost(f"query {query_id} failed: node {self.node.node_id} was stopped before its part was read")
-        record = self._records.get(query_id)
-        if record is not None:
-            self._fail_with(record, error)
-        else:
-            self._failed_unheld(query_id, error)
-
-    def _fail_with(self, record: QueryRecord, error: FlightManagerError) -> None:
-        """End ``record`` as FAILED with ``error``: its job stops, its readers get the error."""
-        if record.coordinator == self.node.node_id and record.state in (QueryState.PENDING, QueryState.RUNNING):
-            self.spark.sparkContext.cancelJobGroup(record.query_id)
-        with self._lock:
-            record.state, record.error = QueryState.FAILED, error
-            record.finished_at = record.finished_at or time.time()
-        self._failed(record, error)
-
-    def _failed_unheld(self, query_id: str, error: FlightManagerError) -> None:
-        """Fail a query this node has no record of yet (nothing to tell: one node)."""
+            left = {r.query_id for r in self._records.values() if r.needed()}
+        live = (QueryState.PENDING.value, QueryState.RUNNING.value, QueryState.FINISHED.value)
+        for query_id, (info, _served) in self.registry.snapshot().items():
+            # a query with a part here that no push or read has brought to this node yet
+            if info.nodes and self.node.node_id in info.nodes and info.state in live and query_id not in self._records:
+                left.add(query_id)
+        return left
 
     def _forget_old(self) -> None:
         expired = [r for r in self._records.values() if r.state is QueryState.EXPIRED]
@@ -583,11 +609,39 @@ class LocalFlightManager(SparkFlightManager):
             del self._records[record.query_id]
 
     def stop(self) -> None:
+        self.membership.stop()
+        self.peers.stop()
         with self._lock:
             self._stopping = True
             self._lock.notify_all()
+        self._served_writer.shutdown(wait=False, cancel_futures=True)
+        self._jobs.shutdown(wait=False, cancel_futures=True)
         for record in list(self._records.values()):
-            self._expire(record, "closed: node stopping")
+            self._feed(record, lifecycle.Expire("closed: node stopping"))
+        self._events.shutdown(wait=False, cancel_futures=True)
+
+
+def _ended(info: QueryInfo, end: lifecycle.RecordEnd) -> QueryInfo | None:
+    """The registry's record with the query's end, unless it has ended there already."""
+    if QueryState(info.state).terminal:
+        return None
+    error = end.error
+    return changed(
+        info, state=end.state.value, finished=end.finished_at, expires_at=max(info.expires_at, end.expires_at),
+        error=None if error is None else error.message, error_code=None if error is None else error.code.name,
+    )
+
+
+def _error(info: QueryInfo) -> FlightManagerError:
+    """The error a registry record carries, as the exception a reader gets."""
+    error: FlightManagerError
+    if info.state == QueryState.CANCELLED.value:
+        error = QueryCancelled(info.error or f"query {info.query_id} was cancelled")
+    else:
+        error = FlightManagerError(info.error or f"query {info.query_id} failed")
+        if info.error_code and hasattr(grpc.StatusCode, info.error_code):
+            error.code = getattr(grpc.StatusCode, info.error_code)
+    return error
 
 
 def _one_line(sql: str, limit: int = 2000) -> str:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from flightmanager.errors import FlightManagerError
 from flightmanager.push import PushTarget
-from flightmanager.query import QueryState, transition
+from flightmanager.lifecycle import Life
+from flightmanager.query import QueryState
 from flightmanager.spool import ResultSpool
 from flightmanager.status import NodeStatus, QueryStatus, Served, StreamTally
+
+if TYPE_CHECKING:
+    from flightmanager.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -49,39 +54,62 @@ class Submitted:
     ordered: bool
 
 
-@dataclass
+@dataclass(eq=False)
 class QueryRecord:
-    """What a node knows of a query it coordinates or serves."""
+    """What a node keeps of a query it coordinates or serves: its lifecycle (decided by
+    :mod:`flightmanager.lifecycle`), its spool, and what it served."""
 
-    query_id: str
+    life: Life
     owner: str
     sql: str
     schema: pa.Schema
     ordered: bool
-    created: float
-    expires_at: float
-    state: QueryState = QueryState.PENDING
-    error: FlightManagerError | None = None
-    finished_at: float | None = None
+    #: where the query is registered: the cluster's registry, or this node's own
+    registry: "Registry" = field(repr=False)
     spool: ResultSpool | None = field(default=None, repr=False)
-    #: the node that runs the job, and the nodes that hold parts of the result
-    coordinator: str = ""
+    #: the nodes that hold parts of the result (where its endpoints are)
     nodes: tuple[Node, ...] = ()
     #: every partition pushed to the coordinator, one endpoint
     single: bool = False
-    #: the query registry knows this query (other nodes may hold parts of it)
-    shared: bool = False
-    #: for an EXPIRED record: the state it had before it expired
-    outcome: QueryState | None = None
-    #: what each stream of this node served (one tally per stream)
-    tallies: list[StreamTally] = field(default_factory=list, repr=False)
-    #: the coordinator has counted the query's end in the metrics
-    counted: bool = field(default=False, repr=False)
     #: the node's own business (its warm-up): in no metric and on no status page
     internal: bool = False
+    #: what each stream of this node served (one tally per stream)
+    tallies: list[StreamTally] = field(default_factory=list, repr=False)
     #: streams of this node's part open now, and whether one has delivered all of it
     open_streams: int = field(default=0, repr=False)
     delivered: bool = field(default=False, repr=False)
+
+    @property
+    def query_id(self) -> str:
+        return self.life.query_id
+
+    @property
+    def state(self) -> QueryState:
+        return self.life.state
+
+    @property
+    def error(self) -> FlightManagerError | None:
+        return self.life.error
+
+    @property
+    def coordinator(self) -> str:
+        return self.life.coordinator
+
+    @property
+    def created(self) -> float:
+        return self.life.created
+
+    @property
+    def expires_at(self) -> float:
+        return self.life.expires_at
+
+    @property
+    def finished_at(self) -> float | None:
+        return self.life.finished_at
+
+    @property
+    def outcome(self) -> QueryState | None:
+        return self.life.outcome
 
     def needed(self) -> bool:
         """Would a reader still lose something if this node went away now?"""
@@ -90,9 +118,6 @@ class QueryRecord:
         if self.state in (QueryState.PENDING, QueryState.RUNNING):
             return True
         return self.state is QueryState.FINISHED and (self.open_streams > 0 or not self.delivered)
-
-    def move(self, target: QueryState) -> None:
-        self.state = transition(self.state, target)
 
     def status(self, node_id: str) -> QueryStatus:
         """This node's view of the query."""
@@ -112,3 +137,5 @@ class SpoolSettings:
     result_ttl: float = 600.0
     #: finished and failed queries kept for status pages after their results expire
     history: int = 200
+    #: queries whose Spark jobs run at once on this node (more wait, PENDING, in order)
+    job_threads: int = 32

@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Callable
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoAuthError, NodeExistsError, NoNodeError
 
+from flightmanager.members import Changed, Departed
 from flightmanager.records import Node
 from flightmanager.zk.paths import Paths
 
@@ -44,15 +44,13 @@ class Membership:
         client: KazooClient,
         paths: Paths,
         node: Node,
-        on_departed: Callable[[str], None] = lambda node_id: None,
-        on_changed: Callable[[list[Node]], None] = lambda nodes: None,
     ) -> None:
         self.client = client
         self.paths = paths
         self.node = node
-        self._on_departed = on_departed
+        self._on_departed: Departed = lambda node_id: None
         #: the live set changed (the peer watch follows it)
-        self._on_changed = on_changed
+        self._on_changed: Changed = lambda nodes: None
         self._live: dict[str, Node] = {}
         #: nodes seen draining (kept until they leave: their two znodes vanish in either order)
         self._draining: set[str] = set()
@@ -62,8 +60,16 @@ class Membership:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._rejoin = threading.Thread(target=self._rejoin_loop, name="zk-rejoin", daemon=True)
+        #: the latest member list a watch delivered, read by the members thread (watches never block)
+        self._seen: list[str] | None = None
+        self._seen_changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read_loop, name="zk-members", daemon=True)
 
-    def start(self) -> "Membership":
+    def start(
+        self, on_departed: Departed = lambda node_id: None, on_changed: Changed = lambda nodes: None
+    ) -> "Membership":
+        self._on_departed, self._on_changed = on_departed, on_changed
+        self._reader.start()
         self.client.add_listener(self._state)
         self.client.ensure_path(self.paths.nodes)
         self.client.ensure_path(self.paths.draining)
@@ -106,6 +112,26 @@ class Membership:
                 log.exception("re-registering node %s failed", self.node.node_id)
 
     def _children(self, children: list[str]) -> bool:
+        # kazoo's callback thread: hand the list over, read the members on our own thread
+        with self._seen_changed:
+            self._seen = list(children)
+            self._seen_changed.notify_all()
+        return not self._stopping.is_set()
+
+    def _read_loop(self) -> None:
+        while True:
+            with self._seen_changed:
+                while self._seen is None and not self._stopping.is_set():
+                    self._seen_changed.wait()
+                if self._stopping.is_set():
+                    return
+                children, self._seen = self._seen, None
+            try:
+                self._read(children)
+            except Exception:  # noqa: BLE001 - the next change reads again
+                log.exception("reading the cluster's members failed")
+
+    def _read(self, children: list[str]) -> None:
         fresh: dict[str, Node] = {}
         for node_id in children:
             try:
@@ -128,8 +154,7 @@ class Membership:
                 log.info("node %s left the cluster after draining", node_id)
                 continue
             log.warning("node %s left the cluster", node_id)
-            threading.Thread(target=self._on_departed, args=(node_id,), daemon=True).start()
-        return not self._stopping.is_set()
+            self._on_departed(node_id)
 
     def _draining_changed(self, children: list[str]) -> bool:
         with self._lock:
@@ -171,6 +196,8 @@ class Membership:
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+        with self._seen_changed:
+            self._seen_changed.notify_all()
         try:
             self.client.delete(self.paths.node(self.node.node_id))
         except Exception:  # noqa: BLE001 - the session's end removes it anyway

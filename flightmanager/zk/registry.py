@@ -3,66 +3,24 @@ what each node served of each query."""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable
 
-import pyarrow as pa
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError, RolledBackError
 
 from flightmanager.claims import Claim
-from flightmanager.query import QueryState
+from flightmanager.registry import QueryInfo
 from flightmanager.status import Served
 from flightmanager.zk.paths import Paths
 
 log = logging.getLogger(__name__)
 
-#: SQL text kept in a record (a znode holds at most about 1 MB)
-SQL_KEPT = 64 * 1024
-
-
-@dataclass(frozen=True)
-class QueryInfo:
-    query_id: str
-    owner: str
-    coordinator: str
-    sql: str
-    schema: str  # base64 of the IPC schema
-    ordered: bool
-    created: float
-    expires_at: float
-    state: str = QueryState.RUNNING.value
-    error: str | None = None
-    error_code: str | None = None
-    nodes: list[str] | None = None
-    #: when the query finished, failed or was cancelled (seconds since the epoch)
-    finished: float | None = None
-
-    def arrow_schema(self) -> pa.Schema:
-        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(self.schema)))
-
-    @staticmethod
-    def encode_schema(schema: pa.Schema) -> str:
-        return base64.b64encode(schema.serialize().to_pybytes()).decode()
-
-    def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> "QueryInfo":
-        # fields a newer node added are left out, so nodes of two versions can share a cluster
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in json.loads(data).items() if k in known})
-
-    @staticmethod
-    def clip_sql(sql: str) -> str:
-        return sql if len(sql) <= SQL_KEPT else sql[: SQL_KEPT - 1] + "\u2026"
-
 
 class QueryRegistry:
+    """The query registry of a cluster, in ZooKeeper (see :class:`flightmanager.registry.Registry`)."""
+
     def __init__(self, client: KazooClient, paths: Paths) -> None:
         self.client = client
         self.paths = paths

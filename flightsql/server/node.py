@@ -15,7 +15,8 @@ from flightmanager.records import Node, SpoolSettings
 from flightmanager.zk import credential as zk_credential
 from flightmanager.zk.credential import Credential, lock_tree
 from flightmanager.zk.embedded import EmbeddedZooKeeper
-from flightmanager.zk.manager import ZooKeeperFlightManager, cluster_secret
+from flightmanager.manager import SparkFlightManager
+from flightmanager.zk.manager import cluster_secret, zookeeper_manager
 from flightmanager.zk.manager import connect as zk_connect
 from flightmanager.zk.paths import Paths
 from flightsql import logs
@@ -103,7 +104,7 @@ class FlightSqlNode:
         settings.check()
         work = settings.work_dir.resolve()
         _private_directory(work)
-        holder: dict[str, ZooKeeperFlightManager] = {}
+        holder: dict[str, SparkFlightManager] = {}
         # a local master's executors are this process's children: loopback is enough
         local = settings.master.startswith("local") and not settings.internal_advertise_host
         internal_host = "127.0.0.1" if local else "0.0.0.0"
@@ -161,7 +162,7 @@ class FlightSqlNode:
             status_uri=self.status_server.url(settings.public_host) if self.status_server else None,
         )
         logs.set_node(node.node_id)
-        self.manager = ZooKeeperFlightManager(
+        self.manager = zookeeper_manager(
             self.spark,
             node,
             keys.pushes,

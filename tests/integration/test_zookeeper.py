@@ -144,7 +144,7 @@ def test_member_re_registers_after_its_session_expires(zookeeper: ZooKeeperServe
     departed: list[str] = []
     watcher = Membership(client, paths, node).start()
     observer_client = zookeeper.client(client.chroot)
-    observer = Membership(observer_client, paths, Node("node-y", "u", "i", "h"), departed.append).start()
+    observer = Membership(observer_client, paths, Node("node-y", "u", "i", "h")).start(departed.append)
     try:
         wait_until(lambda: observer.is_live("node-x"), what="node-x to be seen")
         # Expire node-x's session the way ZooKeeper does: another connection with the

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from flightmanager.claims import Claim, MemoryClaims, manifests
+from flightmanager.claims import Claim, manifests
 from flightmanager.errors import IncompleteResult
+from flightmanager.registry import MemoryRegistry, QueryInfo
 
 QUERY = "q" * 32
 
 
 def test_the_first_push_of_a_partition_wins_and_recognises_itself() -> None:
-    book = MemoryClaims()
+    book = MemoryRegistry()
+    book.create(QueryInfo(QUERY, "alice", "a", "SELECT 1", "", False, 0.0, 1.0))
     first = Claim(0, "a", 0, 10, "push-1")
     assert book.claim(QUERY, first) is True
     assert book.claim(QUERY, first) is True  # the same push asking again
     assert book.claim(QUERY, Claim(0, "b", 1, 10, "push-2")) is False
     assert book.won(QUERY) == {0: first}
-    book.forget(QUERY)
+    book.delete(QUERY)
     assert book.won(QUERY) == {}
+    assert book.claim(QUERY, first) is False  # the query is gone
 
 
 def test_manifests_follow_the_claims_not_the_attempt_spark_counted() -> None:

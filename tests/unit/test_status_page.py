@@ -7,6 +7,7 @@ import json
 import re
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from typing import Iterator
 
 import pyarrow as pa
@@ -14,7 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flightmanager.errors import FlightManagerError
+from flightmanager.lifecycle import Life
 from flightmanager.records import QueryRecord
+from flightmanager.registry import MemoryRegistry
 from flightmanager.query import QueryState
 from flightmanager.status import ClusterStatus, NodeStatus, QueryStatus, Served, StreamTally, merge
 from flightsql.web import page
@@ -144,11 +147,11 @@ def test_status_as_json() -> None:
 
 
 def test_a_record_reports_what_its_streams_served() -> None:
-    record = QueryRecord("q" * 32, "alice", "SELECT 2", pa.schema([]), False, NOW - 3, NOW + 600)
+    life = Life("q" * 32, "n1", "n1", frozenset({"n1"}), 600.0, NOW - 3, NOW + 600)
+    record = QueryRecord(life, "alice", "SELECT 2", pa.schema([]), False, MemoryRegistry())
     assert record.status("n1").served == {}
     record.tallies.extend([StreamTally(10, 100), StreamTally(5, 50)])
-    record.state, record.error = QueryState.FAILED, FlightManagerError("query failed: boom")
-    record.finished_at = NOW
+    record.life = replace(life, state=QueryState.FAILED, error=FlightManagerError("query failed: boom"), finished_at=NOW)
     mirrored = record.status("n1")
     assert mirrored.served == {"n1": Served(15, 150, 2)}
     assert (mirrored.state, mirrored.error, mirrored.duration(NOW + 50)) == ("FAILED", "query failed: boom", 3.0)

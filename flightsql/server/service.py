@@ -38,6 +38,7 @@ from flightsql.errors import InvalidArgument, NotFound, Unavailable, Unimplement
 from flightsql.protocol import commands as cmd
 from flightsql.protocol import results
 from flightsql.server import ingest, metadata
+from flightsql.server.driver_results import driver_table
 from flightsql.server.prepared import PreparedStatement, PreparedStatements
 from flightsql.server.sessions import SESSION_COOKIE, ClientSession, Sessions
 from flightsql.server.statements import (
@@ -256,11 +257,13 @@ class FlightSqlService(FlightService):
         if statement.kind is StatementKind.QUERY:
             mode = call.session.execution_mode(self.execution_mode)
             if mode == "auto" and reads_no_data(df):
-                small = df.limit(AUTO_MAX_ROWS + 1).toArrow()  # at most AUTO_MAX_ROWS + 1 rows
+                schema = arrow_schema(df)
+                # made in the driver without a Spark task where it can be; else a small job
+                small = driver_table(df, AUTO_MAX_ROWS + 1, schema)
+                if small is None:
+                    small = df.limit(AUTO_MAX_ROWS + 1).toArrow()
                 if small.num_rows <= AUTO_MAX_ROWS:
-                    return self.manager.publish(
-                        arrow_schema(df), small.to_batches(), owner=user, sql=statement.sql
-                    )
+                    return self.manager.publish(schema, small.to_batches(), owner=user, sql=statement.sql)
             ordered = is_ordered(df)
             # An ordered result is served by one node in partition order: spread over
             # nodes, each endpoint would hold interleaved ranges.

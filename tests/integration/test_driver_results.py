@@ -15,7 +15,7 @@ WITHOUT_A_TASK = [
     "SELECT 1",
     "SELECT 1 AS `we``ird`, 'x' AS b, NULL AS n, CAST(NULL AS INT) AS i, 2.50BD AS d, X'00FF' AS raw",
     "SELECT * FROM VALUES (1, 'x', DATE'2020-01-01', TIMESTAMP'2020-01-01 00:00:00', 1.5BD, array(1, 2),"
-    " map('k', 1), named_struct('s', 1)), (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL) AS t(a, b, c, d, e, f, g, h)",
+    " map('k', 1), named_struct('s', 1)), (2, NULL, NULL, NULL, NULL, NULL, NULL, named_struct('s', 2)) AS t(a, b, c, d, e, f, g, h)",
     "SELECT TIMESTAMP'2024-03-10 02:30:00' AS spring, TIMESTAMP_NTZ'2020-01-01 10:00:00' AS wall, INTERVAL 1 DAY AS iv",
 ]
 

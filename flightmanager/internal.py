@@ -27,7 +27,7 @@ from flightmanager.flight.wire import (
 )
 from flightmanager.keys import check_push_mac
 from flightmanager.log_context import query_context
-from flightmanager.push import PushHeader, parse_completion
+from flightmanager.push import PushHeader, parse_completion, parse_piece
 from flightmanager.spool import ResultSpool
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,17 @@ class InternalFlightService(FlightService):
             for raw in requests:
                 message = parse_flight_data(raw)
                 if not len(message.header):
+                    if announced is not None:
+                        raise PushRefused("push refused: data after the completion marker")
+                    piece_rows = parse_piece(message.app_metadata)
+                    if piece_rows is not None:
+                        if piece_rows != writer.piece_rows:
+                            raise PushRefused(
+                                f"push of partition {header.partition} attempt {header.attempt}: a piece of "
+                                f"{piece_rows} rows announced, {writer.piece_rows} received; attempt dropped"
+                            )
+                        writer.cut()  # committed, or dropped: another push of the piece won
+                        continue
                     announced = parse_completion(message.app_metadata)
                     if announced is None:
                         raise PushRefused("push refused: unexpected metadata-only message")

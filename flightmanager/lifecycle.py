@@ -44,7 +44,7 @@ class Life:
     outcome: QueryState | None = None
     #: the query's end has been counted (the coordinator counts each query once)
     counted: bool = False
-    #: partitions whose winning push this node has seen
+    #: pieces of partitions whose winning push this node has seen
     claimed: int = 0
 
     @property
@@ -66,9 +66,9 @@ class Started:
 
 @dataclass(frozen=True)
 class ClaimWon:
-    """A push of ``partition`` won its claim on node ``node_id``."""
+    """A push of a piece (its key: see flightmanager.claims) won its claim on node ``node_id``."""
 
-    partition: int
+    piece: int
     node_id: str
 
 

@@ -32,7 +32,7 @@ from flightmanager.lifecycle import ACTIVE
 from flightmanager.log_context import iterate_in_query, query_context
 from flightmanager.members import Members, SoloMembers
 from flightmanager.peers import Keepalive, PeerWatch
-from flightmanager.push import FAIL_AFTER_COMMIT, pusher
+from flightmanager.push import Faults, pusher
 from flightmanager.query import QueryState
 # the records are importable from here too, where the manager's users have always found them
 from flightmanager.records import Endpoint, Node, QueryRecord, SpoolSettings, Submitted  # noqa: F401
@@ -337,13 +337,13 @@ class SparkFlightManager:
             self._lock.notify_all()
         return record
 
-    def _claimer(self, record: QueryRecord) -> Callable[[int, int, int, str], bool]:
+    def _claimer(self, record: QueryRecord) -> Callable[[int, int, int, str, int, bool], bool]:
         node_id = self.node.node_id
 
-        def claim(partition: int, attempt: int, rows: int, push: str) -> bool:
-            won = record.registry.claim(record.query_id, Claim(partition, node_id, attempt, rows, push))
+        def claim(key: int, attempt: int, rows: int, push: str, first: int, last: bool) -> bool:
+            won = record.registry.claim(record.query_id, Claim(key, node_id, attempt, rows, push, first, last))
             if won:
-                self._feed(record, lifecycle.ClaimWon(partition, node_id))
+                self._feed(record, lifecycle.ClaimWon(key, node_id))
             return won
 
         return claim
@@ -381,10 +381,15 @@ class SparkFlightManager:
         sc.setJobGroup(query_id, f"flightsql query {query_id}", interruptOnCancel=True)
         try:
             targets = [n.push_target() for n in record.nodes]
-            fail_after_commit = (df.sparkSession.conf.get(FAIL_AFTER_COMMIT, "false") or "").lower() == "true"
-            push = pusher(query_id, targets, push_mac(self._push_key, query_id), record.schema, fail_after_commit)
             batches = arrow_batches(df)
             partitions = batches.getNumPartitions()
+            # every attempt of a deterministic stage yields the same batches: its partitions
+            # are pushed in pieces, served as they come (an ordered result waits for each whole)
+            pieces = not record.ordered and deterministic(df, batches)
+            push = pusher(
+                query_id, targets, push_mac(self._push_key, query_id), record.schema, pieces=pieces,
+                faults=Faults.of(df.sparkSession.conf.get),
+            )
             batches.mapPartitions(push).foreach(lambda summary: None)
             # what each node serves comes from the claims: which push of each partition won where
             made = manifests(query_id, record.registry.won(query_id), partitions, [t.node_id for t in targets])
@@ -671,3 +676,13 @@ def arrow_batches(df: "DataFrame"):  # type: ignore[no-untyped-def]
     jrdd = df._jdf.toArrowBatchRdd().toJavaRDD()
     return RDD(jrdd, df.sparkSession.sparkContext, NoOpSerializer())
 
+
+def deterministic(df: "DataFrame", batches) -> bool:  # type: ignore[no-untyped-def]
+    """Whether every attempt of a task of ``batches`` (the RDD of ``df``'s Arrow batches)
+    yields the same rows in the same order: Spark's DETERMINATE output level, and no
+    expression Spark knows to be nondeterministic in the plan."""
+    try:
+        level = str(batches._jrdd.rdd().outputDeterministicLevel().toString())
+        return level == "DETERMINATE" and bool(df._jdf.queryExecution().optimizedPlan().deterministic())
+    except Exception:  # noqa: BLE001 - a Spark without the level: assume the worst
+        return False

@@ -66,11 +66,34 @@ class PushHeader:
 _HEADER_V1 = b"fm1:"
 _HEADER_V2 = b"fm2:"
 _COMPLETE = b"fm-complete:"
+_PIECE = b"fm-piece:"
 
-#: Fault injection for tests of exactly-once delivery (a Spark SQL setting of the
-#: session that runs the query): the first attempt of every task fails right after
-#: its push was committed, so Spark retries it and the retry must be dropped.
+#: Fault injection for tests of exactly-once delivery (Spark SQL settings of the
+#: session that runs the query).  failAfterCommit: the first attempt of every task
+#: fails right after its push was committed, so Spark retries it and the retry must be
+#: dropped.  failMidPartition: the first attempt of every task pushed in pieces fails
+#: after its second piece, so the retry must skip the pieces already committed.
 FAIL_AFTER_COMMIT = "spark.flightsql.test.failAfterCommit"
+FAIL_MID_PARTITION = "spark.flightsql.test.failMidPartition"
+
+#: batches in a partition's pieces: the first piece is one batch (readers get it as
+#: soon as it is made), each next one twice as many, up to this
+MAX_PIECE_BATCHES = 64
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Faults injected into pushes (tests only; see FAIL_AFTER_COMMIT)."""
+
+    after_commit: bool = False
+    mid_partition: bool = False
+
+    @classmethod
+    def of(cls, setting: Callable[[str, str], str | None]) -> "Faults":
+        def on(key: str) -> bool:
+            return (setting(key, "false") or "").lower() == "true"
+
+        return cls(on(FAIL_AFTER_COMMIT), on(FAIL_MID_PARTITION))
 
 
 def completion_marker(rows: int) -> bytes:
@@ -79,6 +102,27 @@ def completion_marker(rows: int) -> bytes:
     A push is committed only on this marker, never on a bare end of stream, so an
     executor that dies mid-push cannot leave a partial partition behind."""
     return _COMPLETE + struct.pack("<q", rows)
+
+
+def piece_marker(rows: int) -> bytes:
+    """Ends a piece of a partition pushed in pieces: the batches since the last marker
+    (``rows`` rows) commit as one piece, and the push goes on with the next."""
+    return _PIECE + struct.pack("<q", rows)
+
+
+def parse_piece(app_metadata: bytes) -> int | None:
+    """Rows announced by a piece marker, or None if this is not one."""
+    if len(app_metadata) == len(_PIECE) + 8 and app_metadata.startswith(_PIECE):
+        return int(struct.unpack("<q", app_metadata[len(_PIECE):])[0])
+    return None
+
+
+def piece_sizes() -> Iterator[int]:
+    """Batches in each piece of a partition pushed in pieces: 1, 2, 4, ... 64, 64, ..."""
+    size = 1
+    while True:
+        yield size
+        size = min(size * 2, MAX_PIECE_BATCHES)
 
 
 def parse_completion(app_metadata: bytes) -> int | None:
@@ -164,20 +208,34 @@ def _first_reachable(order: Sequence[PushTarget], timeout: float) -> PushTarget:
 
 
 def _push_messages(
-    header: PushHeader, schema: pa.Schema, ipc_messages: Iterator[bytes], totals: list[int]
+    header: PushHeader, schema: pa.Schema, ipc_messages: Iterator[bytes], totals: list[int], pieces: bool = False,
+    stop_after_pieces: int | None = None,
 ) -> Iterator[bytes]:
-    """The FlightData stream of one push: descriptor and schema, batches, completion marker."""
+    """The FlightData stream of one push: descriptor and schema, batches (with a piece
+    marker after each piece, when pushed in pieces), completion marker.
+
+    ``stop_after_pieces`` (fault injection): end the stream after that many pieces,
+    without the completion marker, as a push cut short does."""
     from flightmanager.flight import Flight_pb2 as pb
     from flightmanager.flight.wire import EncodedBatch, ipc_parts, schema_flight_data
 
     descriptor = pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=header.encode())
     yield pb.FlightData(flight_descriptor=descriptor).SerializeToString() + schema_flight_data(schema)
+    sizes = piece_sizes()
+    size, in_piece, piece_rows, cut = next(sizes), 0, 0, 0
     for message in ipc_messages:
         ipc_header, body = ipc_parts(message)
         rows = pa.ipc.read_record_batch(pa.ipc.read_message(pa.py_buffer(message)), schema).num_rows
         totals[0] += rows
         totals[1] += len(body)
         yield EncodedBatch(ipc_header, body, rows).to_flight_data(app_metadata=struct.pack("<q", rows))
+        in_piece, piece_rows = in_piece + 1, piece_rows + rows
+        if pieces and in_piece == size:
+            yield pb.FlightData(app_metadata=piece_marker(piece_rows)).SerializeToString()
+            cut += 1
+            if stop_after_pieces is not None and cut >= stop_after_pieces:
+                return
+            size, in_piece, piece_rows = next(sizes), 0, 0
     yield pb.FlightData(app_metadata=completion_marker(totals[0])).SerializeToString()
 
 
@@ -186,13 +244,16 @@ class InjectedFailure(RuntimeError):
 
 
 def pusher(
-    query_id: str, targets: Sequence[PushTarget], mac: str, schema: pa.Schema, fail_after_commit: bool = False
+    query_id: str, targets: Sequence[PushTarget], mac: str, schema: pa.Schema, *, pieces: bool = False,
+    faults: Faults = Faults(),
 ) -> Callable[[Iterator[bytes]], Iterator[tuple[int, int, int, int, str, bool]]]:
     """The function each task runs on its partition of the JVM's Arrow batch RDD.
 
     Elements are Arrow IPC record batch messages made by Spark's own Arrow writer;
     they are forwarded as FlightData without being decoded; ``mac`` is the query's push
-    proof (the only credential an executor holds).  Yields one summary tuple:
+    proof (the only credential an executor holds).  ``pieces``: every attempt yields
+    the same batches (a deterministic stage), so the partition is pushed in pieces that
+    readers get as they commit.  Yields one summary tuple:
     (partition, attempt, rows, bytes, node id, committed).
     """
     targets = tuple(targets)
@@ -205,9 +266,17 @@ def pusher(
         target = _first_reachable(push_order(targets, partition, socket.gethostname()), CONNECT_TIMEOUT)
         header = PushHeader(query_id, partition, attempt, mac)
         totals = [0, 0]
-        replies = list(_do_put(target.internal_uri)(_push_messages(header, schema, ipc_messages, totals)))
+        stop_after = 2 if faults.mid_partition and pieces and attempt == 0 else None
+        messages = _push_messages(header, schema, ipc_messages, totals, pieces, stop_after)
+        try:
+            replies = list(_do_put(target.internal_uri)(messages))
+        except Exception as exc:
+            if stop_after is not None:
+                raise InjectedFailure(f"injected failure of partition {partition} attempt 0 after "
+                                      f"{stop_after} pieces") from exc
+            raise
         committed = bool(replies) and replies[-1].endswith(b"committed")
-        if fail_after_commit and attempt == 0:
+        if faults.after_commit and attempt == 0:
             raise InjectedFailure(f"injected failure of partition {partition} attempt 0 after its push")
         yield (partition, attempt, totals[0], totals[1], target.node_id, committed)
 

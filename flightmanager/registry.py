@@ -133,7 +133,7 @@ class MemoryRegistry:
             claims = self._claims.get(query_id)
             if claims is None:
                 return False  # the query is gone (expired, closed)
-            winner = claims.setdefault(claim.partition, claim)
+            winner = claims.setdefault(claim.key, claim)
             return winner.push == claim.push
 
     def won(self, query_id: str) -> dict[int, Claim]:

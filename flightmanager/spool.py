@@ -1,12 +1,13 @@
-"""What a node holds of one result: committed partitions, in memory or spilled to disk.
+"""What a node holds of one result: committed pieces of partitions, in memory or
+spilled to disk.
 
-Executors push each partition attempt through a :class:`PartitionWriter`.  Batches stay
-in memory while the node's memory budget allows and go to an Arrow IPC stream file
-beyond it.  An attempt becomes visible only when it commits, and only the first
-attempt of a partition to commit is kept (``claim``).  Readers
-(:meth:`ResultSpool.batches`) stream committed partitions as they arrive and end
-exactly when the node's manifest has been delivered, or fail with the query's error.
-A spool is re-readable until it is closed.
+Executors push each partition attempt through a :class:`PartitionWriter`, as one or
+more pieces (see :mod:`flightmanager.claims`).  Batches stay in memory while the
+node's memory budget allows and go to an Arrow IPC stream file beyond it.  A piece
+becomes visible only when it commits, and only the first push of a piece to commit
+is kept (``claim``).  Readers (:meth:`ResultSpool.batches`) stream committed pieces as
+they arrive and end exactly when the node's manifest has been delivered, or fail with
+the query's error.  A spool is re-readable until it is closed.
 """
 
 from __future__ import annotations
@@ -22,22 +23,25 @@ from typing import Callable, Iterator, Mapping
 import pyarrow as pa
 
 from flightmanager.budget import ByteBudget
+from flightmanager.claims import piece_key, piece_of
 from flightmanager.errors import ClientGone, FlightManagerError, IncompleteResult, ResultNotFound
 from flightmanager.flight.wire import EncodedBatch
 
 log = logging.getLogger(__name__)
 
-#: decides whether a partition attempt may commit (the first anywhere wins):
-#: (partition, attempt, rows, push id) -> won
-Claim = Callable[[int, int, int, str], bool]
+#: decides whether a piece may commit (the first push of it anywhere wins):
+#: (piece key, attempt, rows, push id, first row, last piece) -> won
+Claim = Callable[[int, int, int, str, int, bool], bool]
 
 
 @dataclass
-class StoredPartition:
-    """One committed partition attempt."""
+class StoredPiece:
+    """One piece of a partition, pushed by one attempt."""
 
-    partition: int
+    key: int
     attempt: int
+    #: its first row within the partition
+    first: int = 0
     #: this push's own id (its claim names it)
     push: str = field(default_factory=lambda: uuid.uuid4().hex)
     in_memory: list[EncodedBatch] = field(default_factory=list)
@@ -88,11 +92,14 @@ class Hangup:
 
 
 class PartitionWriter:
-    """Receives the batches of one partition attempt; invisible until committed."""
+    """Receives the batches of one partition attempt, piece by piece; a piece is
+    invisible until it commits."""
 
     def __init__(self, spool: "ResultSpool", partition: int, attempt: int) -> None:
         self._spool = spool
-        self._stored = StoredPartition(partition, attempt)
+        self._stored = StoredPiece(piece_key(partition), attempt)
+        #: rows of the pieces committed (or dropped) before this one
+        self._before = 0
         self._spill_file: pa.NativeFile | None = None
         self._done = False
         # append, commit and abort may race: an RPC's termination callback aborts
@@ -100,6 +107,12 @@ class PartitionWriter:
 
     @property
     def rows(self) -> int:
+        """Rows received of the partition so far."""
+        return self._before + self._stored.rows
+
+    @property
+    def piece_rows(self) -> int:
+        """Rows received of the current piece."""
         return self._stored.rows
 
     def append(self, batch: EncodedBatch) -> None:
@@ -130,7 +143,9 @@ class PartitionWriter:
         stored = self._stored
         # Unique per writer: a retried stage may reuse an attempt number while an old
         # task of the same partition is still pushing.
-        path = self._spool.spill_dir / f"p{stored.partition:06d}-a{stored.attempt}-{uuid.uuid4().hex[:12]}.arrows"
+        partition, index = piece_of(stored.key)
+        name = f"p{partition:06d}-{index:04d}-a{stored.attempt}-{uuid.uuid4().hex[:12]}.arrows"
+        path = self._spool.spill_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         self._spill_file = pa.OSFile(str(path), "wb")
         self._spill_file.write(self._spool.schema.serialize())
@@ -142,14 +157,27 @@ class PartitionWriter:
             self._spill_file.close()
             self._spill_file = None
 
+    def cut(self) -> bool:
+        """Commit the batches received since the last cut as a piece, and go on with the
+        next piece; False if another push of this piece won (it is dropped)."""
+        with self._lock:
+            if self._done:
+                raise RuntimeError("partition attempt already ended")
+            self._close_spill()
+            piece = self._stored
+            partition, index = piece_of(piece.key)
+            self._before += piece.rows
+            self._stored = StoredPiece(piece_key(partition, index + 1), piece.attempt, first=self._before)
+        return self._spool._commit(piece, last=False)
+
     def commit(self) -> bool:
-        """Make this attempt visible; False if another attempt of the partition won."""
+        """Commit the last piece of the partition; False if another push of it won."""
         with self._lock:
             if self._done:
                 raise RuntimeError("partition attempt already ended")
             self._done = True
             self._close_spill()
-        return self._spool._commit(self._stored)
+        return self._spool._commit(self._stored, last=True)
 
     def abort(self) -> None:
         with self._lock:
@@ -182,9 +210,10 @@ class ResultSpool:
         self.ordered = ordered
         self._claim = claim
         self._cond = threading.Condition()
-        self._partitions: dict[int, StoredPartition] = {}
+        #: committed pieces by key, and their keys in the order they committed
+        self._pieces: dict[int, StoredPiece] = {}
         self._commit_order: list[int] = []
-        #: partitions whose claim is being decided now, and by how many pushes
+        #: pieces whose claim is being decided now, and by how many pushes
         self._claiming: dict[int, int] = {}
         self._manifest: dict[int, int] | None = None
         self._error: FlightManagerError | None = None
@@ -203,35 +232,36 @@ class ResultSpool:
         if self._error is not None:
             raise self._error
 
-    def _open_for(self, partition: int) -> bool:
-        return self._closed is None and self._error is None and partition not in self._partitions
+    def _open_for(self, key: int) -> bool:
+        return self._closed is None and self._error is None and key not in self._pieces
 
-    def _commit(self, stored: StoredPartition) -> bool:
-        partition = stored.partition
+    def _commit(self, stored: StoredPiece, last: bool) -> bool:
+        key = stored.key
         with self._cond:
-            usable = self._open_for(partition)
+            usable = self._open_for(key)
             if usable:
-                self._claiming[partition] = self._claiming.get(partition, 0) + 1
+                self._claiming[key] = self._claiming.get(key, 0) + 1
         if usable:
             # the claim is a round trip to the arbiter: readers are not held up by it
+            won = False
             try:
-                won = self._claim(partition, stored.attempt, stored.rows, stored.push)
+                won = self._claim(key, stored.attempt, stored.rows, stored.push, stored.first, last)
             finally:
                 with self._cond:
-                    self._claiming[partition] -= 1
-                    if not self._claiming[partition]:
-                        del self._claiming[partition]
-                    usable = usable and won and self._open_for(partition)
+                    self._claiming[key] -= 1
+                    if not self._claiming[key]:
+                        del self._claiming[key]
+                    usable = usable and won and self._open_for(key)
                     if usable:
-                        self._partitions[partition] = stored
-                        self._commit_order.append(partition)
+                        self._pieces[key] = stored
+                        self._commit_order.append(key)
                     self._check_held()
                     self._cond.notify_all()
         if not usable:
             self._release(stored)
         return usable
 
-    def _release(self, stored: StoredPartition) -> None:
+    def _release(self, stored: StoredPiece) -> None:
         self.memory.give_back(stored.memory_bytes)
         stored.in_memory.clear()
         stored.memory_bytes = 0
@@ -245,24 +275,25 @@ class ResultSpool:
 
     # -- the end of the job ---------------------------------------------------
     def finish(self, manifest: Mapping[int, int]) -> None:
-        """The job succeeded; ``manifest`` maps each partition this node serves to its rows.
+        """The job succeeded; ``manifest`` maps each piece this node serves to its rows.
 
-        Every push has ended by now, so a partition of the manifest that is not here will
-        never come: readers fail at once, with the partition named."""
+        Every push has ended by now, so a piece of the manifest that is not here will
+        never come: readers fail at once, with the piece named."""
         with self._cond:
             self._manifest = dict(manifest)
             self._check_held()
             self._cond.notify_all()
 
     def _check_held(self) -> None:
-        """Fail readers if the manifest names a partition that is not here and whose
+        """Fail readers if the manifest names a piece that is not here and whose
         claim is not being decided (the caller holds the condition)."""
         if self._manifest is None or self._error is not None or self._closed is not None:
             return
-        missing = sorted(p for p in self._manifest if p not in self._partitions and p not in self._claiming)
+        missing = sorted(p for p in self._manifest if p not in self._pieces and p not in self._claiming)
         if missing:
+            named = ", ".join(_piece_name(key) for key in missing)
             self._error = IncompleteResult(
-                f"result of query {self.query_id} is incomplete: partitions {missing} were "
+                f"result of query {self.query_id} is incomplete: {named} were "
                 "assigned to this node but are not held here"
             )
 
@@ -277,10 +308,10 @@ class ResultSpool:
             if self._closed is not None:
                 return
             self._closed = reason
-            partitions = list(self._partitions.values())
-            self._partitions.clear()
+            pieces = list(self._pieces.values())
+            self._pieces.clear()
             self._cond.notify_all()
-        for stored in partitions:
+        for stored in pieces:
             self._release(stored)
 
     @property
@@ -293,14 +324,15 @@ class ResultSpool:
 
     @property
     def rows_held(self) -> int:
-        return sum(p.rows for p in list(self._partitions.values()))
+        return sum(p.rows for p in list(self._pieces.values()))
 
     # -- reading --------------------------------------------------------------
-    def _next_partition(self, served: set[int], position: int) -> StoredPartition | None:
-        if self.ordered:
-            return self._partitions.get(position) if position not in served else None
+    def _next_piece(self, served: set[int], position: int) -> StoredPiece | None:
+        if self.ordered:  # an ordered result's partitions are one piece each
+            key = piece_key(position)
+            return self._pieces.get(key) if key not in served else None
         for pid in self._commit_order[len(served):]:
-            return self._partitions.get(pid)
+            return self._pieces.get(pid)
         return None
 
     def _complete(self, served: set[int]) -> bool:
@@ -321,13 +353,13 @@ class ResultSpool:
                     if hangup is not None and hangup.is_set():
                         raise ClientGone(f"the reader of query {self.query_id} went away")
                     self.check_open()
-                    stored = self._next_partition(served, position)
+                    stored = self._next_piece(served, position)
                     if stored is not None:
                         break
                     if self._complete(served):
                         self._check_manifest(served)
                         return
-                    if self.ordered and self._manifest is not None and position not in self._manifest:
+                    if self.ordered and self._manifest is not None and piece_key(position) not in self._manifest:
                         # ordered results are served by index; skip partitions held elsewhere
                         position += 1
                         continue
@@ -337,14 +369,14 @@ class ResultSpool:
                 self.rows_served += batch.rows
                 self.bytes_served += batch.nbytes
                 yield batch
-            served.add(stored.partition)
+            served.add(stored.key)
             position += 1
 
     def _wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
 
-    def _read(self, stored: StoredPartition) -> Iterator[EncodedBatch]:
+    def _read(self, stored: StoredPiece) -> Iterator[EncodedBatch]:
         try:
             yield from stored.batches()
         except OSError:
@@ -354,9 +386,14 @@ class ResultSpool:
     def _check_manifest(self, served: set[int]) -> None:
         assert self._manifest is not None
         for pid, rows in self._manifest.items():
-            held = self._partitions.get(pid)
+            held = self._pieces.get(pid)
             if held is None or (rows >= 0 and held.rows != rows):
                 raise IncompleteResult(
-                    f"result of query {self.query_id} is incomplete: partition {pid} "
+                    f"result of query {self.query_id} is incomplete: {_piece_name(pid)} "
                     f"should hold {rows} rows, holds {None if held is None else held.rows}"
                 )
+
+
+def _piece_name(key: int) -> str:
+    partition, index = piece_of(key)
+    return f"partition {partition}" if index == 0 else f"partition {partition} piece {index}"

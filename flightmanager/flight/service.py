@@ -33,6 +33,9 @@ def known_status(exc: BaseException, mapper: ErrorMapper | None = None) -> tuple
     code = getattr(exc, "code", None)
     if isinstance(code, grpc.StatusCode):
         return code, str(getattr(exc, "message", None) or exc)
+    if type(exc) is grpc.RpcError:
+        # what grpcio raises to a handler reading the requests of a call its client ended
+        return grpc.StatusCode.CANCELLED, "the client ended the call"
     return None
 
 

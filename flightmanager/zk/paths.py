@@ -7,9 +7,11 @@ Layout under a root (default ``/flightsql``)::
     <root>/draining/<node-id>                     ephemeral: the node takes no new work and leaves
                                                   once what it holds has been read
     <root>/queries/<query-id>                     QueryInfo as JSON (state, owner, SQL, times, ...)
-    <root>/queries/<query-id>/claims/<partition>  first committed attempt: {"node", "attempt",
-                                                  "rows", "push"} (manifests are made from these)
-    <root>/queries/<query-id>/manifests/<node-id> {partition: rows} a node must serve
+    <root>/queries/<query-id>/claims/<piece>      first committed push of a piece of a partition
+                                                  (key: partition * 2^20 + index): {"node",
+                                                  "attempt", "rows", "push", "first", "last"}
+                                                  (manifests are made from these)
+    <root>/queries/<query-id>/manifests/<node-id> {piece key: rows} a node must serve
     <root>/queries/<query-id>/served/<node-id>    {"rows", "bytes", "streams"} a node has served,
                                                   rewritten by that node when one of its streams ends
 
@@ -64,8 +66,9 @@ class Paths:
     def claims(self, query_id: str) -> str:
         return self._join("queries", query_id, "claims")
 
-    def claim(self, query_id: str, partition: int) -> str:
-        return self._join("queries", query_id, "claims", str(partition))
+    def claim(self, query_id: str, piece: int) -> str:
+        """The claim of a piece of a partition (its key: see flightmanager.claims)."""
+        return self._join("queries", query_id, "claims", str(piece))
 
     def manifests(self, query_id: str) -> str:
         return self._join("queries", query_id, "manifests")

@@ -67,11 +67,11 @@ class QueryRegistry:
                 continue
 
     def claim(self, query_id: str, claim: Claim) -> bool:
-        """First committed attempt of a partition wins, across all nodes.
+        """The first committed push of a piece wins, across all nodes.
 
         The create may be retried by the client after a lost reply, and then find the
         znode its first try made: the push id in it says whether the win is ours."""
-        path = self.paths.claim(query_id, claim.partition)
+        path = self.paths.claim(query_id, claim.key)
         try:
             self.client.retry(self.client.create, path, json.dumps(claim.to_dict()).encode())
             return True
@@ -83,10 +83,10 @@ class QueryRegistry:
             data, _ = self.client.retry(self.client.get, path)
         except NoNodeError:
             return False
-        return Claim.from_dict(claim.partition, json.loads(data)).push == claim.push
+        return Claim.from_dict(claim.key, json.loads(data)).push == claim.push
 
     def won(self, query_id: str) -> dict[int, Claim]:
-        """Every partition's winning claim, read with pipelined requests."""
+        """Every piece's winning claim (by piece key), read with pipelined requests."""
         try:
             children = self.client.retry(self.client.get_children, self.paths.claims(query_id))
         except NoNodeError:

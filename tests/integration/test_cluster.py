@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.flight as flight
 import pytest
 
@@ -82,6 +83,25 @@ def test_retried_tasks_never_duplicate_rows(cluster: list[RunningNode]) -> None:
     assert sorted(table.column("id").to_pylist()) == list(range(600000))  # once each, none missing
     dropped = [line for node in cluster for line in node.log_lines if "another attempt of the partition won" in line]
     assert len(dropped) >= 12  # every partition's retry pushed again and was dropped
+
+
+def test_a_task_that_dies_mid_partition_is_retried_without_losing_or_repeating_a_row(
+    cluster: list[RunningNode],
+) -> None:
+    """A deterministic query's partitions are pushed in pieces that readers get as they
+    commit. Every task's first attempt stops after two pieces; the retry skips them."""
+    with connect(cluster[0]) as conn, conn.cursor() as cur:
+        cur.execute("SET spark.sql.execution.arrow.maxRecordsPerBatch=2000")  # 25 batches a partition
+        cur.execute("SET spark.flightsql.test.failMidPartition=true")
+        try:
+            cur.execute(SPREAD_SQL)
+            table = cur.fetch_arrow_table()
+        finally:
+            cur.execute("SET spark.flightsql.test.failMidPartition=false")
+    assert sorted(table.column("id").to_pylist()) == list(range(600000))  # once each, none missing
+    assert pc.sum(table.column("doubled")).as_py() == 600000 * 599999
+    failed = [line for node in cluster for line in node.log_lines if "attempt 0 after 2 pieces" in line]
+    assert failed, "the first attempts were pushed in pieces and stopped midway"
 
 
 def test_adbc_reads_all_endpoints(cluster: list[RunningNode]) -> None:

@@ -113,6 +113,20 @@ def test_retries_on_other_hosts_and_speculation_keep_rows_exact(hosts: HostClust
     assert "dropped: another attempt of the partition won" in logs  # the retries' pushes were refused
 
 
+def test_tasks_dying_mid_partition_are_retried_on_other_hosts_rows_exact(hosts: HostCluster) -> None:
+    """A deterministic query is pushed in pieces; every task's first attempt stops after
+    two of them. The retries, wherever they run, push the rest: the rows of one partition
+    come from two hosts' nodes, each row once."""
+    sql = f"SELECT id FROM range(0, {ROWS}, 1, {PARTITIONS})"
+    try:
+        result = client(hosts, "h2", "flight", sql, "--timeout", "120",
+                        "--before", "SET spark.sql.execution.arrow.maxRecordsPerBatch=200",
+                        "--before", "SET spark.flightsql.test.failMidPartition=true")
+    finally:
+        client(hosts, "h2", "flight", "SELECT 1 AS id", "--before", "SET spark.flightsql.test.failMidPartition=false")
+    assert_exact(result)
+
+
 def _cut_mid_stream(cluster: HostCluster, reader_host: str, cut: str) -> dict[str, Any]:
     """Start a slow query, wait until every endpoint delivered a batch, cut ``cut`` off,
     and return what each reader saw (``seconds`` counted from the cut)."""

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
+from flightmanager.claims import piece_key, piece_of
 from flightmanager.budget import ByteBudget
 from flightmanager.errors import BudgetExceeded, QueryFailed
 from flightmanager.flight import Flight_pb2 as pb
@@ -35,6 +36,11 @@ PUSH_KEY = ClusterKeys.derive(b"cluster-secret-Zq8-0123456789abcdef").pushes
 SCHEMA = pa.schema([("id", pa.int64()), ("label", pa.string()), ("score", pa.float64())])
 BIG = 1 << 30
 TIMEOUT = 10
+
+
+def whole(manifest: dict[int, int]) -> dict[int, int]:
+    """A manifest of whole partitions ({partition: rows}) by piece key."""
+    return {piece_key(partition): rows for partition, rows in manifest.items()}
 
 
 def batch(start: int, rows: int) -> pa.RecordBatch:
@@ -103,7 +109,7 @@ class Node:
             memory=_Budget("memory", memory),
             disk=_Budget("disk", disk),
             spill_dir=self.tmp_path / "spill" / query_id,
-            claim=lambda partition, attempt, rows, push: True,
+            claim=lambda key, attempt, rows, push, first, last: True,
         )
         self.spools[query_id] = spool
         return spool
@@ -166,7 +172,7 @@ def test_push_commits_and_data_is_in_the_spool(node: Node) -> None:
 
     assert ack == b"committed"
     assert spool.rows_held == 510
-    spool.finish({4: 510})
+    spool.finish(whole({4: 510}))
     got = [b.to_record_batch(SCHEMA) for b in spool.batches()]
     assert pa.Table.from_batches(got, schema=SCHEMA).equals(pa.Table.from_batches(sent))
 
@@ -178,7 +184,7 @@ def test_push_without_row_metadata_counts_rows_itself(node: Node) -> None:
 
     assert ack == b"committed"
     assert spool.rows_held == 7
-    spool.finish({0: 7})
+    spool.finish(whole({0: 7}))
     assert ids_of(spool) == list(range(7))
 
 
@@ -188,7 +194,7 @@ def test_empty_partition_push_with_empty_schema_commits(node: Node) -> None:
     ack = node.push(header(partition=2), [], pa.schema([]))
 
     assert ack == b"committed"
-    spool.finish({2: 0})
+    spool.finish(whole({2: 0}))
     assert ids_of(spool) == []
 
 
@@ -214,7 +220,7 @@ def test_pushes_of_several_partitions_in_parallel(node: Node) -> None:
 
     assert errors == []
     assert acks == {p: b"committed" for p in range(6)}
-    spool.finish({p: 100 for p in range(6)})
+    spool.finish(whole({p: 100 for p in range(6)}))
     assert sorted(ids_of(spool)) == list(range(600))
 
 
@@ -227,7 +233,7 @@ def test_second_attempt_of_a_partition_is_a_duplicate(node: Node) -> None:
     assert ack == b"duplicate"
     assert spool.rows_held == 5
     assert spool.memory.used == EncodedBatch.from_record_batch(batch(0, 5)).nbytes
-    spool.finish({1: 5})
+    spool.finish(whole({1: 5}))
     assert ids_of(spool) == list(range(5))
     assert node.pushed == [("a" * 32, 5, True), ("a" * 32, 8, False)]  # what the node's metrics count
 
@@ -241,7 +247,7 @@ def test_push_spills_beyond_the_memory_budget(node: Node) -> None:
 
     assert spool.memory.used <= one
     assert spool.disk.used > 0
-    spool.finish({0: 500})
+    spool.finish(whole({0: 500}))
     assert ids_of(spool) == list(range(500))
 
 
@@ -347,7 +353,7 @@ def test_server_keeps_accepting_pushes_after_refusals(node: Node) -> None:
         node.push(b"garbage", [batch(0, 1)])
 
     assert node.push(header(), [batch(0, 2)]) == b"committed"
-    spool.finish({0: 2})
+    spool.finish(whole({0: 2}))
     assert ids_of(spool) == [0, 1]
 
 
@@ -429,7 +435,7 @@ def test_interrupted_push_never_commits_and_releases_its_memory(node: Node) -> N
     assert memory.given_back.wait(TIMEOUT)
     assert memory.used == 0
     assert spool.rows_held == 0
-    spool.finish({})
+    spool.finish(whole({}))
     assert ids_of(spool) == []
 
 
@@ -439,7 +445,7 @@ def test_push_that_ends_without_its_completion_marker_is_dropped(node: Node) -> 
         node.push(header(), [batch(0, 10)], complete=False)
     assert "ended without completing" in str(raised.value)
     assert spool.memory.used == 0
-    spool.finish({})
+    spool.finish(whole({}))
     assert ids_of(spool) == []
 
 
@@ -449,7 +455,7 @@ def test_raw_push_with_row_metadata_commits(node: Node) -> None:
         call = channel.stream_stream(f"/{SERVICE_NAME}/DoPut", lambda b: b, lambda b: b)
         replies = list(call(iter(_raw_flight_data(header().encode(), [batch(0, 4)])), timeout=TIMEOUT))
     assert [pb.PutResult.FromString(r).app_metadata for r in replies] == [b"committed"]
-    spool.finish({0: 4})
+    spool.finish(whole({0: 4}))
     assert ids_of(spool) == [0, 1, 2, 3]
 
 
@@ -531,3 +537,80 @@ def test_an_executor_pushes_to_the_next_node_when_its_first_choice_does_not_answ
     assert _first_reachable([dead, live], timeout=5).node_id == "live"
     with pytest.raises(ConnectionError, match="no node accepts pushes: none of dead"):
         _first_reachable([dead], timeout=0.5)
+
+
+# -- partitions pushed in pieces ----------------------------------------------------
+
+
+def _ipc(batches: list[pa.RecordBatch]) -> Iterator[bytes]:
+    """Arrow IPC record batch messages, as Spark's Arrow writer hands them to a task."""
+    for b in batches:
+        yield b.serialize().to_pybytes()
+
+
+def test_a_partition_pushed_in_pieces_is_served_as_it_comes_and_a_retry_skips_what_was_committed(
+    tmp_path: Path,
+) -> None:
+    """Attempt 0 commits two pieces and dies; readers already have their rows. The retry
+    pushes the partition again: its first two pieces are dropped, the rest commit, and
+    every row arrives exactly once."""
+    from flightmanager.claims import Claim, manifests
+    from flightmanager.push import _do_put
+    from flightmanager.registry import MemoryRegistry, QueryInfo
+
+    query_id = "c" * 32
+    registry = MemoryRegistry()
+    registry.create(QueryInfo(query_id, "alice", "n1", "SELECT", "", False, 0.0, 1.0))
+    node = Node(tmp_path)
+    try:
+        spool = ResultSpool(
+            query_id, SCHEMA, memory=ByteBudget("m", BIG), disk=ByteBudget("d", BIG), spill_dir=tmp_path / "s",
+            claim=lambda key, attempt, rows, push, first, last: registry.claim(
+                query_id, Claim(key, "n1", attempt, rows, push, first, last)),
+        )
+        node.spools[query_id] = spool
+        sent = [batch(i * 10, 10) for i in range(10)]
+        uri = f"grpc://127.0.0.1:{node.port}"
+        mac = push_mac(PUSH_KEY, query_id)
+        got: list[int] = []
+        some = threading.Event()
+
+        def read() -> None:
+            for b in spool.batches():
+                got.extend(b.to_record_batch(SCHEMA).column("id").to_pylist())
+                if len(got) >= 30:
+                    some.set()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        first = _push_messages(PushHeader(query_id, 0, 0, mac), SCHEMA, _ipc(sent), [0, 0], True, 2)
+        with pytest.raises(grpc.RpcError, match="ended without completing"):
+            list(_do_put(uri)(first))  # cut short after two pieces
+        assert some.wait(TIMEOUT), "the committed pieces are served before the partition ends"
+        assert sorted(got) == list(range(30))  # pieces of 1 and 2 batches
+        retry = _push_messages(PushHeader(query_id, 0, 1, mac), SCHEMA, _ipc(sent), [0, 0], True)
+        assert list(_do_put(uri)(retry))[-1].endswith(b"committed")
+        won = registry.won(query_id)
+        assert [(piece_of(k), c.attempt, c.first, c.rows, c.last) for k, c in sorted(won.items())] == [
+            ((0, 0), 0, 0, 10, False), ((0, 1), 0, 10, 20, False), ((0, 2), 1, 30, 40, False), ((0, 3), 1, 70, 30, True)
+        ]
+        spool.finish(manifests(query_id, won, 1, ["n1"])["n1"])
+        reader.join(TIMEOUT)
+        assert not reader.is_alive()
+        assert got == list(range(100))  # once each, in order: the partition's own order
+    finally:
+        node.close()
+
+
+def test_a_piece_marker_that_miscounts_is_refused(node: Node) -> None:
+    from flightmanager.push import piece_marker
+
+    node.spool("a" * 32)
+    descriptor = flight.FlightDescriptor.for_command(header().encode())
+    writer, reader = node.client.do_put(descriptor, SCHEMA)
+    writer.write_with_metadata(batch(0, 5), pa.py_buffer(struct.pack("<q", 5)))
+    writer.write_metadata(pa.py_buffer(piece_marker(4)))
+    with pytest.raises(flight.FlightError, match="a piece of 4 rows announced, 5 received"):
+        writer.done_writing()
+        reader.read()
+        writer.close()

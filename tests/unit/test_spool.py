@@ -10,6 +10,7 @@ import grpc
 import pyarrow as pa
 import pytest
 
+from flightmanager.claims import piece_key, piece_of
 from flightmanager.budget import ByteBudget
 from flightmanager.errors import (
     BudgetExceeded,
@@ -27,6 +28,11 @@ SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])
 BIG = 1 << 30
 JOIN = 10  # seconds a reader thread may take to react; never reached when the code works
 STILL_BLOCKED = 0.2  # how long a reader that must stay blocked is given to (wrongly) finish
+
+
+def whole(manifest: dict[int, int]) -> dict[int, int]:
+    """A manifest of whole partitions ({partition: rows}) by piece key."""
+    return {piece_key(partition): rows for partition, rows in manifest.items()}
 
 
 def record_batch(start: int, rows: int) -> pa.RecordBatch:
@@ -51,7 +57,7 @@ def make_spool(
     memory: int = BIG,
     disk: int = BIG,
     ordered: bool = False,
-    claim: Callable[[int, int, int, str], bool] | None = None,
+    claim: Callable[[int, int, int, str, int, bool], bool] | None = None,
 ) -> ResultSpool:
     return ResultSpool(
         "q" * 32,
@@ -59,7 +65,7 @@ def make_spool(
         memory=ByteBudget("memory", memory),
         disk=ByteBudget("disk", disk),
         spill_dir=tmp_path / "spill",
-        claim=claim or (lambda partition, attempt, rows, push: True),
+        claim=claim or (lambda key, attempt, rows, push, first, last: True),
         ordered=ordered,
     )
 
@@ -118,7 +124,7 @@ def test_committed_partition_reads_back_equal(tmp_path: Path) -> None:
     sent = [encoded(0, 3), encoded(3, 0), encoded(3, 100)]
 
     assert write(spool, 0, 0, sent) is True
-    spool.finish({0: 103})
+    spool.finish(whole({0: 103}))
     got = list(spool.batches())
 
     assert [(b.header, b.body, b.rows) for b in got] == [(b.header, b.body, b.rows) for b in sent]
@@ -153,7 +159,7 @@ def test_empty_partition_commits(tmp_path: Path) -> None:
     spool = make_spool(tmp_path)
     assert write(spool, 0, 0, []) is True
     write(spool, 1, 0, [encoded(0, 2)])
-    spool.finish({0: 0, 1: 2})
+    spool.finish(whole({0: 0, 1: 2}))
     assert ids_of(list(spool.batches())) == [0, 1]
 
 
@@ -161,7 +167,7 @@ def test_uncommitted_attempt_is_not_visible_after_finish(tmp_path: Path) -> None
     spool = make_spool(tmp_path)
     pending = write(spool, 0, 0, [encoded(1000, 5)], commit=False)
     write(spool, 1, 0, [encoded(0, 3)])
-    spool.finish({1: 3})
+    spool.finish(whole({1: 3}))
 
     assert ids_of(list(spool.batches())) == [0, 1, 2]
     assert spool.rows_held == 3
@@ -179,7 +185,7 @@ def test_uncommitted_attempt_is_never_visible_to_a_waiting_reader(tmp_path: Path
 
     assert writer.commit() is True
     assert reader.wait_for_batches(2)
-    spool.finish({0: 8})
+    spool.finish(whole({0: 8}))
     reader.finish()
     assert reader.error is None
     assert ids_of(reader.batches) == list(range(8))
@@ -195,7 +201,7 @@ def test_aborted_attempt_is_not_visible_and_frees_memory(tmp_path: Path) -> None
 
     assert spool.memory.used == 0
     write(spool, 0, 1, [encoded(0, 2)])
-    spool.finish({0: 2})
+    spool.finish(whole({0: 2}))
     assert ids_of(list(spool.batches())) == [0, 1]
 
 
@@ -206,7 +212,7 @@ def test_commit_twice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         writer.commit()
     writer.abort()  # no effect once committed
-    spool.finish({0: 1})
+    spool.finish(whole({0: 1}))
     assert ids_of(list(spool.batches())) == [0]
 
 
@@ -223,7 +229,7 @@ def test_first_committed_attempt_wins(tmp_path: Path) -> None:
     assert first.commit() is False
 
     assert spool.memory.used == winner_bytes
-    spool.finish({0: 14})
+    spool.finish(whole({0: 14}))
     assert ids_of(list(spool.batches())) == list(range(100, 114))
 
 
@@ -238,16 +244,16 @@ def test_losing_attempt_releases_spilled_bytes_and_files(tmp_path: Path) -> None
 
     assert spool.disk.used == disk_after_winner
     (name,) = [p.name for p in spill_files(tmp_path)]
-    assert name.startswith("p000003-a0-") and name.endswith(".arrows")
-    spool.finish({3: 10})
+    assert name.startswith("p000003-0000-a0-") and name.endswith(".arrows")
+    spool.finish(whole({3: 10}))
     assert ids_of(list(spool.batches())) == list(range(10))
 
 
 def test_claim_decides_whether_an_attempt_may_commit(tmp_path: Path) -> None:
     asked: list[tuple[int, int]] = []
 
-    def claim(partition: int, attempt: int, rows: int, push: str) -> bool:
-        asked.append((partition, attempt))
+    def claim(key: int, attempt: int, rows: int, push: str, first: int, last: bool) -> bool:
+        asked.append((piece_of(key)[0], attempt))
         return attempt == 2  # another node took every other attempt
 
     spool = make_spool(tmp_path, claim=claim)
@@ -255,7 +261,7 @@ def test_claim_decides_whether_an_attempt_may_commit(tmp_path: Path) -> None:
     assert spool.memory.used == 0
     assert write(spool, 7, 2, [encoded(3, 3)]) is True
     assert asked == [(7, 1), (7, 2)]
-    spool.finish({7: 3})
+    spool.finish(whole({7: 3}))
     assert ids_of(list(spool.batches())) == [3, 4, 5]
 
 
@@ -266,11 +272,11 @@ def test_a_reader_fails_at_once_when_its_manifest_names_a_partition_not_held_her
     write(spool, 0, 0, [encoded(0, 3)])
     reader = Reader(spool)
     reader.start()
-    spool.finish({0: 3, 5: 4})
+    spool.finish(whole({0: 3, 5: 4}))
     reader.join(JOIN)
     assert not reader.is_alive()
     assert isinstance(reader.error, IncompleteResult)
-    assert "partitions [5]" in reader.error.message and "not held here" in reader.error.message
+    assert "partition 5 were" in reader.error.message and "not held here" in reader.error.message
 
 
 def test_readers_are_not_held_up_while_a_claim_is_decided(tmp_path: Path) -> None:
@@ -278,8 +284,8 @@ def test_readers_are_not_held_up_while_a_claim_is_decided(tmp_path: Path) -> Non
     keep streaming while it is pending."""
     deciding, decide = threading.Event(), threading.Event()
 
-    def slow_claim(partition: int, attempt: int, rows: int, push: str) -> bool:
-        if partition == 1:
+    def slow_claim(key: int, attempt: int, rows: int, push: str, first: int, last: bool) -> bool:
+        if key == piece_key(1):
             deciding.set()
             assert decide.wait(JOIN)
         return True
@@ -294,7 +300,7 @@ def test_readers_are_not_held_up_while_a_claim_is_decided(tmp_path: Path) -> Non
     assert ids_of([first]) == [0, 1, 2]
     decide.set()
     committer.join(JOIN)
-    spool.finish({0: 3, 1: 2})
+    spool.finish(whole({0: 3, 1: 2}))
     assert ids_of(list(batches)) == [3, 4]
 
 
@@ -302,7 +308,7 @@ def test_repeated_attempt_number_does_not_destroy_the_committed_spill(tmp_path: 
     spool = make_spool(tmp_path, memory=0)
     assert write(spool, 0, 0, [encoded(0, 4)]) is True
     assert write(spool, 0, 0, [encoded(100, 2)]) is False
-    spool.finish({0: 4})
+    spool.finish(whole({0: 4}))
     assert ids_of(list(spool.batches())) == [0, 1, 2, 3]
 
 
@@ -328,7 +334,7 @@ def test_spills_once_memory_is_full_and_reads_back_identical(tmp_path: Path) -> 
     memory = _WatchedBudget("memory", limit)
     spool = ResultSpool(
         "q", SCHEMA, memory=memory, disk=ByteBudget("disk", BIG), spill_dir=tmp_path / "spill",
-        claim=lambda p, a, rows, push: True,
+        claim=lambda key, a, rows, push, first, last: True,
     )
 
     writer = spool.begin(0, 0)
@@ -343,7 +349,7 @@ def test_spills_once_memory_is_full_and_reads_back_identical(tmp_path: Path) -> 
     assert spool.disk.used == sum(b.nbytes for b in sent[2:])
     assert len(spill_files(tmp_path)) == 1
 
-    spool.finish({0: 200})
+    spool.finish(whole({0: 200}))
     got = list(spool.batches())
     assert [(b.header, b.body, b.rows) for b in got] == [(b.header, b.body, b.rows) for b in sent]
     assert ids_of(got) == list(range(200))
@@ -355,7 +361,7 @@ def test_once_spilling_an_attempt_keeps_spilling_to_preserve_order(tmp_path: Pat
     write(spool, 0, 0, [big, small])
     # the small batch would fit in memory, but it must come after the big one
     assert spool.memory.used == 0
-    spool.finish({0: 201})
+    spool.finish(whole({0: 201}))
     assert ids_of(list(spool.batches())) == list(range(201))
 
 
@@ -367,7 +373,7 @@ def test_partitions_share_the_memory_budget(tmp_path: Path) -> None:
         assert spool.memory.used <= spool.memory.limit
     assert spool.memory.used == batch.nbytes * 3
     assert len(spill_files(tmp_path)) == 2
-    spool.finish({p: 30 for p in range(5)})
+    spool.finish(whole({p: 30 for p in range(5)}))
     assert sorted(ids_of(list(spool.batches()))) == list(range(150))
 
 
@@ -457,7 +463,7 @@ def test_waiting_reader_is_woken_by_commit(tmp_path: Path) -> None:
 
     write(spool, 1, 0, [encoded(2, 2)])
     assert reader.wait_for_batches(2)
-    spool.finish({0: 2, 1: 2})
+    spool.finish(whole({0: 2, 1: 2}))
     reader.finish()
     assert reader.error is None
     assert ids_of(reader.batches) == [0, 1, 2, 3]
@@ -471,7 +477,7 @@ def test_waiting_reader_ends_at_finish_with_exactly_the_manifest(tmp_path: Path)
     assert reader.wait_for_batches(1)
     reader.assert_blocked()
 
-    spool.finish({0: 3})
+    spool.finish(whole({0: 3}))
 
     reader.finish()
     assert reader.error is None
@@ -483,8 +489,8 @@ def test_reader_waits_for_a_manifest_partition_whose_claim_is_being_decided(tmp_
     (the job ended meanwhile): the reader waits for it rather than failing."""
     deciding, decide = threading.Event(), threading.Event()
 
-    def slow_claim(partition: int, attempt: int, rows: int, push: str) -> bool:
-        if partition == 1:
+    def slow_claim(key: int, attempt: int, rows: int, push: str, first: int, last: bool) -> bool:
+        if key == piece_key(1):
             deciding.set()
             assert decide.wait(JOIN)
         return True
@@ -494,7 +500,7 @@ def test_reader_waits_for_a_manifest_partition_whose_claim_is_being_decided(tmp_
     committer = threading.Thread(target=write, args=(spool, 1, 0, [encoded(1, 1)]))
     committer.start()
     assert deciding.wait(JOIN)
-    spool.finish({0: 1, 1: 1})
+    spool.finish(whole({0: 1, 1: 1}))
     reader = Reader(spool)
     reader.start()
     assert reader.wait_for_batches(1)
@@ -550,7 +556,7 @@ def test_waiting_reader_is_woken_by_close(tmp_path: Path) -> None:
 def test_reading_a_closed_spool_raises_not_found(tmp_path: Path) -> None:
     spool = make_spool(tmp_path)
     write(spool, 0, 0, [encoded(0, 1)])
-    spool.finish({0: 1})
+    spool.finish(whole({0: 1}))
     spool.close()
     with pytest.raises(ResultNotFound):
         list(spool.batches())
@@ -559,7 +565,7 @@ def test_reading_a_closed_spool_raises_not_found(tmp_path: Path) -> None:
 def test_close_while_reading_from_memory_raises_not_found(tmp_path: Path) -> None:
     spool = make_spool(tmp_path)
     write(spool, 0, 0, [encoded(0, 1), encoded(1, 1)])
-    spool.finish({0: 2})
+    spool.finish(whole({0: 2}))
     stream = spool.batches()
     next(stream)
 
@@ -573,7 +579,7 @@ def test_close_while_reading_a_partially_spilled_partition_raises_not_found(tmp_
     first = encoded(0, 1)
     spool = make_spool(tmp_path, memory=first.nbytes)
     write(spool, 0, 0, [first, encoded(1, 1)])
-    spool.finish({0: 2})
+    spool.finish(whole({0: 2}))
     stream = spool.batches()
     next(stream)
 
@@ -591,7 +597,7 @@ def test_unordered_spool_serves_partitions_in_commit_order(tmp_path: Path) -> No
     write(spool, 2, 0, [encoded(20, 1)])
     write(spool, 0, 0, [encoded(0, 1)])
     write(spool, 1, 0, [encoded(10, 1)])
-    spool.finish({0: 1, 1: 1, 2: 1})
+    spool.finish(whole({0: 1, 1: 1, 2: 1}))
     assert ids_of(list(spool.batches())) == [20, 0, 10]
 
 
@@ -600,7 +606,7 @@ def test_ordered_spool_serves_partitions_by_index(tmp_path: Path) -> None:
     write(spool, 2, 0, [encoded(20, 2)])
     write(spool, 0, 0, [encoded(0, 2)])
     write(spool, 1, 0, [encoded(10, 2)])
-    spool.finish({0: 2, 1: 2, 2: 2})
+    spool.finish(whole({0: 2, 1: 2, 2: 2}))
     assert ids_of(list(spool.batches())) == [0, 1, 10, 11, 20, 21]
 
 
@@ -616,7 +622,7 @@ def test_ordered_reader_waits_for_the_next_index(tmp_path: Path) -> None:
 
     write(spool, 0, 0, [encoded(0, 1)])
     assert reader.wait_for_batches(3)
-    spool.finish({0: 1, 1: 1, 2: 1})
+    spool.finish(whole({0: 1, 1: 1, 2: 1}))
     reader.finish()
     assert reader.error is None
     assert ids_of(reader.batches) == [0, 10, 20]
@@ -626,7 +632,7 @@ def test_ordered_spool_skips_partitions_held_elsewhere(tmp_path: Path) -> None:
     spool = make_spool(tmp_path, ordered=True)
     write(spool, 3, 0, [encoded(30, 1)])
     write(spool, 1, 0, [encoded(10, 1)])
-    spool.finish({1: 1, 3: 1})
+    spool.finish(whole({1: 1, 3: 1}))
     assert ids_of(list(spool.batches())) == [10, 30]
 
 
@@ -637,7 +643,7 @@ def test_finished_spool_can_be_read_twice(tmp_path: Path) -> None:
     spool = make_spool(tmp_path, memory=encoded(0, 10).nbytes * 2)
     for partition in range(3):
         write(spool, partition, 0, [encoded(partition * 30 + k * 10, 10) for k in range(3)])
-    spool.finish({0: 30, 1: 30, 2: 30})
+    spool.finish(whole({0: 30, 1: 30, 2: 30}))
 
     first = ids_of(list(spool.batches()))
     second = ids_of(list(spool.batches()))
@@ -650,7 +656,7 @@ def test_finished_spool_can_be_read_twice(tmp_path: Path) -> None:
 def test_manifest_row_count_mismatch_raises(tmp_path: Path) -> None:
     spool = make_spool(tmp_path)
     write(spool, 0, 0, [encoded(0, 3)])
-    spool.finish({0: 4})
+    spool.finish(whole({0: 4}))
 
     with pytest.raises(FlightManagerError, match="partition 0 should hold 4 rows, holds 3"):
         list(spool.batches())
@@ -659,13 +665,13 @@ def test_manifest_row_count_mismatch_raises(tmp_path: Path) -> None:
 def test_manifest_with_unknown_row_count_is_not_checked(tmp_path: Path) -> None:
     spool = make_spool(tmp_path)
     write(spool, 0, 0, [encoded(0, 3)])
-    spool.finish({0: -1})
+    spool.finish(whole({0: -1}))
     assert ids_of(list(spool.batches())) == [0, 1, 2]
 
 
 def test_empty_manifest_ends_reading_at_once(tmp_path: Path) -> None:
     spool = make_spool(tmp_path)
-    spool.finish({})
+    spool.finish(whole({}))
     assert list(spool.batches()) == []
 
 

@@ -280,7 +280,10 @@ class SparkFlightManager:
             now + self.settings.result_ttl, counted=internal,
         )
         registry = self._own if local else self.registry
-        record = QueryRecord(life, owner, sql, schema, ordered, registry, nodes=nodes, single=single, internal=internal)
+        record = QueryRecord(
+            life, owner, sql, schema, ordered, registry, nodes=nodes, single=single, internal=internal,
+            driver=local and not internal,
+        )
         with query_context(query_id):
             registry.create(
                 QueryInfo(
@@ -600,7 +603,8 @@ class SparkFlightManager:
     def _undelivered(self) -> set[str]:
         """Queries a reader would still need this node for."""
         with self._lock:
-            left = {r.query_id for r in self._records.values() if r.needed()}
+            now = time.time()
+            left = {r.query_id for r in self._records.values() if r.needed(now)}
         live = (QueryState.PENDING.value, QueryState.RUNNING.value, QueryState.FINISHED.value)
         for query_id, (info, _served) in self.registry.snapshot().items():
             # a query with a part here that no push or read has brought to this node yet

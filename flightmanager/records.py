@@ -54,6 +54,10 @@ class Submitted:
     ordered: bool
 
 
+#: seconds a draining node waits for the first reader of a result the driver made
+DRIVER_RESULT_GRACE = 5.0
+
+
 @dataclass(eq=False)
 class QueryRecord:
     """What a node keeps of a query it coordinates or serves: its lifecycle (decided by
@@ -73,6 +77,8 @@ class QueryRecord:
     single: bool = False
     #: the node's own business (its warm-up): in no metric and on no status page
     internal: bool = False
+    #: made by the driver (a command's output, metadata), served by this node alone
+    driver: bool = False
     #: what each stream of this node served (one tally per stream)
     tallies: list[StreamTally] = field(default_factory=list, repr=False)
     #: streams of this node's part open now, and whether one has delivered all of it
@@ -111,13 +117,22 @@ class QueryRecord:
     def outcome(self) -> QueryState | None:
         return self.life.outcome
 
-    def needed(self) -> bool:
-        """Would a reader still lose something if this node went away now?"""
+    def needed(self, now: float) -> bool:
+        """Would a reader still lose something if this node went away now?
+
+        A result the driver made (a command's output, metadata) is read right after it
+        is answered, if ever: one nobody began to read within :data:`DRIVER_RESULT_GRACE`
+        seconds (the output of a ``SET`` or a DDL statement a client did not fetch) keeps
+        no draining node waiting."""
         if self.internal or self.spool is None:
             return False
         if self.state in (QueryState.PENDING, QueryState.RUNNING):
             return True
-        return self.state is QueryState.FINISHED and (self.open_streams > 0 or not self.delivered)
+        if self.state is not QueryState.FINISHED or self.delivered:
+            return False
+        if self.open_streams > 0 or self.tallies:
+            return True  # being read, or read in part and maybe retried
+        return not (self.driver and now - (self.finished_at or self.created) > DRIVER_RESULT_GRACE)
 
     def status(self, node_id: str) -> QueryStatus:
         """This node's view of the query."""

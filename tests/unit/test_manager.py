@@ -7,6 +7,7 @@ what is here is the part that needs neither."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -149,3 +150,18 @@ def test_the_record_of_a_query_follows_its_life() -> None:
     life = Life("q", "a", "a", frozenset({"a"}), 60.0, 1.0, 61.0)
     record = QueryRecord(life, "alice", "SELECT 1", SCHEMA, False, MemoryRegistry())
     assert (record.query_id, record.state, record.created, record.expires_at) == ("q", QueryState.PENDING, 1.0, 61.0)
+
+
+def test_a_driver_result_nobody_began_to_read_does_not_hold_a_drain(
+    manager: SparkFlightManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The output of a SET or a DDL statement that the client did not fetch: the drain
+    waits for its first reader only a short grace."""
+    import flightmanager.records as records
+
+    monkeypatch.setattr(records, "DRIVER_RESULT_GRACE", 0.3)
+    unread = _publish(manager, [1])
+    started = time.monotonic()
+    assert manager.drain(timeout=30) is True
+    assert time.monotonic() - started < 10
+    assert manager.record(unread).state is QueryState.FINISHED  # not failed: nobody was reading it

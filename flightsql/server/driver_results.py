@@ -9,9 +9,10 @@ noticed.  Here the rows are made by the driver alone:
 * a plan Spark executes as a local table scan (``VALUES``, and whatever the optimizer
   folds into one) is collected without a job;
 * a projection of constants over the one-row relation (``SELECT 1, 'x'``; the
-  optimizer has folded the expressions, ``current_timestamp()`` included, into
-  literals) is put over a local relation of one row, which the optimizer folds into a
-  local table scan too.
+  optimizer has folded the expressions into literals) is put over a local relation of
+  one row, which the optimizer folds into a local table scan too.  A ``TIMESTAMP``
+  constant (``current_timestamp()`` included) is left to a job: its SQL text depends
+  on the time zone of the thread that writes it.
 
 The rows become Arrow in this process, in the statement's own Arrow schema.  Where
 either step does not apply (an expression that is not constant, a type this module
@@ -72,6 +73,10 @@ def _over_local_relation(df: "DataFrame") -> "DataFrame | None":
             return None
         value = expression.child()
         if value.getClass().getSimpleName() != "Literal":
+            return None
+        if str(value.dataType().typeName()) == "timestamp":
+            # its SQL text is written in the time zone of the calling thread's conf, which
+            # on a server thread is not the session's: it would not read back the same
             return None
         name = str(expression.name()).replace("`", "``")
         selected.append(f"{value.sql()} AS `{name}`")

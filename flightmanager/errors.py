@@ -61,3 +61,10 @@ class ClientGone(FlightManagerError):
     """The client of a stream went away (the stream ends; nobody is left to tell)."""
 
     code = grpc.StatusCode.CANCELLED
+
+
+class ServerBusy(FlightManagerError):
+    """Every query slot of the node is taken and its queue is full, or a query waited
+    longer than allowed: try again later."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -163,6 +163,14 @@ class RecordingFailed:
 
 
 @dataclass(frozen=True)
+class WaitedTooLong:
+    """The query waited for a slot to run longer than the node allows."""
+
+    error: FlightManagerError
+    at: float
+
+
+@dataclass(frozen=True)
 class DrainTimedOut:
     """This node is stopping and ran out of time before its part was read."""
 
@@ -171,7 +179,7 @@ class DrainTimedOut:
 
 Event = Union[
     Started, ClaimWon, JobSucceeded, JobFailed, ManifestWritten, EndedElsewhere, NodeLeft, NodeSuspected,
-    CancelRequested, Renewed, ExtendedElsewhere, TimeUp, Expire, DrainTimedOut, RecordingFailed,
+    CancelRequested, Renewed, ExtendedElsewhere, TimeUp, Expire, DrainTimedOut, RecordingFailed, WaitedTooLong,
 ]
 
 # -- actions ------------------------------------------------------------------------
@@ -180,6 +188,11 @@ Event = Union[
 @dataclass(frozen=True)
 class CancelJob:
     """Stop the query's Spark job (its job group)."""
+
+
+@dataclass(frozen=True)
+class LeaveQueue:
+    """The query ended before it ran: it no longer waits for a slot."""
 
 
 @dataclass(frozen=True)
@@ -248,7 +261,7 @@ class Log:
 
 
 Action = Union[
-    CancelJob, FinishSpool, FailSpool, CloseSpool, WriteManifests, RecordEnd, RecordExpiry, DeleteRecord,
+    CancelJob, LeaveQueue, FinishSpool, FailSpool, CloseSpool, WriteManifests, RecordEnd, RecordExpiry, DeleteRecord,
     ScheduleExpiry, CountEnd, Log,
 ]
 
@@ -292,6 +305,10 @@ def _active(life: Life, event: Event) -> Step:
         done = replace(life, state=QueryState.FINISHED, finished_at=event.finished_at or life.finished_at)
         return Step(done, (FinishSpool(event.manifest),))
     if isinstance(event, JobFailed):
+        return _end(life, QueryState.FAILED, event.error, event.at, record=True)
+    if isinstance(event, WaitedTooLong):
+        if life.state is not QueryState.PENDING:
+            return Step(life)  # it started meanwhile
         return _end(life, QueryState.FAILED, event.error, event.at, record=True)
     if isinstance(event, CancelRequested):
         cancelled = QueryCancelled(f"query {life.query_id} was cancelled")
@@ -350,7 +367,7 @@ def _end(
     ended = replace(life, state=state, error=error, finished_at=finished_at, counted=life.counted or life.coordinating)
     actions: list[Action] = []
     if life.coordinating and life.state in ACTIVE:
-        actions.append(CancelJob())
+        actions.append(LeaveQueue() if life.state is QueryState.PENDING else CancelJob())
     actions.append(FailSpool(error))
     if record:
         actions.append(RecordEnd(state, error, finished_at, life.expires_at))
@@ -369,7 +386,7 @@ def _failure_line(query_id: str, error: FlightManagerError) -> str:
 def _expire(life: Life, reason: str) -> Step:
     actions: list[Action] = []
     if life.coordinating and life.state in ACTIVE:
-        actions.append(CancelJob())
+        actions.append(LeaveQueue() if life.state is QueryState.PENDING else CancelJob())
     actions.append(CloseSpool(reason))
     if life.coordinating:
         actions.append(DeleteRecord())

@@ -25,7 +25,8 @@ import pyarrow as pa
 from flightmanager import lifecycle, metrics
 from flightmanager.budget import ByteBudget
 from flightmanager.claims import Claim, manifests
-from flightmanager.errors import FlightManagerError, NotOwner, QueryCancelled, ResultNotFound
+from flightmanager.admission import Admission, Limits
+from flightmanager.errors import FlightManagerError, NotOwner, QueryCancelled, ResultNotFound, ServerBusy
 from flightmanager.flight.wire import EncodedBatch
 from flightmanager.keys import push_mac
 from flightmanager.lifecycle import ACTIVE
@@ -67,6 +68,7 @@ class SparkFlightManager:
         registry: Registry | None = None,
         members: Members | None = None,
         keepalive: Keepalive = Keepalive(),
+        limits: Limits = Limits(),
     ) -> None:
         self.spark = spark
         self.node = node
@@ -86,8 +88,10 @@ class SparkFlightManager:
         self.draining = False
         shutil.rmtree(settings.spill_dir, ignore_errors=True)
         settings.spill_dir.mkdir(parents=True, exist_ok=True)
-        #: Spark jobs run here, a bounded number at once; the rest wait their turn, PENDING
-        self._jobs = ThreadPoolExecutor(settings.job_threads, thread_name_prefix="query")
+        #: which queries run now and which wait (PENDING) for one of the job threads
+        self.admission = Admission(limits, node.node_id)
+        self._queued: dict[str, tuple[QueryRecord, "DataFrame"]] = {}
+        self._jobs = ThreadPoolExecutor(limits.running + 1, thread_name_prefix="query")
         #: what the registry's watches, the members and the peer watch report is handled
         #: here, in order: their own threads (kazoo's among them) never block on it
         self._events = ThreadPoolExecutor(1, thread_name_prefix="lifecycle-events")
@@ -106,6 +110,7 @@ class SparkFlightManager:
         metrics.MEMORY_BUDGET.labels(label).set(settings.memory_budget)
         metrics.DISK_BUDGET.labels(label).set(settings.disk_budget)
         metrics.QUERIES_RUNNING.labels(label).set_function(self._running)
+        metrics.QUERIES_WAITING.labels(label).set_function(lambda: self.admission.waiting)
         metrics.LIVE_NODES.labels(label).set_function(lambda: len(self.membership.live()))
 
     def _running(self) -> int:
@@ -148,6 +153,11 @@ class SparkFlightManager:
         query_id = record.query_id
         if isinstance(action, lifecycle.CancelJob):
             self._cancel_job(query_id)
+        elif isinstance(action, lifecycle.LeaveQueue):
+            with self._lock:
+                self._queued.pop(query_id, None)
+                admitted = self._admitted(self.admission.withdraw(query_id))
+            self._start(admitted)
         elif isinstance(action, lifecycle.FinishSpool):
             if spool is not None:
                 spool.finish(action.manifest)
@@ -362,19 +372,73 @@ class SparkFlightManager:
         self, df: "DataFrame", *, owner: str, sql: str, ordered: bool, single: bool = False, internal: bool = False
     ) -> Submitted:
         schema = arrow_schema(df)
+        if not internal:
+            with self._lock:
+                if self.admission.full():  # refused before anything is registered
+                    metrics.QUERIES_REFUSED.labels(self.node.node_id, "queue_full").inc()
+                    raise self.admission.busy(
+                        f"{self.admission.running} queries are running and {self.admission.waiting} are waiting"
+                    )
         # an internal query stays on this node, unknown to the registry and the other nodes
         record = self._register(owner, sql, schema, ordered, single=single, internal=internal, local=internal)
-        self._jobs.submit(self._run, record, df)
+        if internal:  # the node's own warm-up takes no user's slot
+            self._jobs.submit(self._run, record, df)
+        else:
+            self._admit(record, df)
         return Submitted(record.query_id, schema, self._endpoints(record), ordered)
+
+    def _admit(self, record: QueryRecord, df: "DataFrame") -> None:
+        """Run the query now, or queue it (PENDING) for a slot; refuse it if the queue is full."""
+        refused: ServerBusy | None = None
+        with self._lock:
+            try:
+                run_now = self.admission.offer(record.query_id, record.owner, time.time())
+            except ServerBusy as exc:
+                refused, run_now = exc, False
+            else:
+                if not run_now:
+                    self._queued[record.query_id] = (record, df)
+                    self._lock.notify_all()  # the reaper watches the wait limit
+        if refused is not None:
+            metrics.QUERIES_REFUSED.labels(self.node.node_id, "queue_full").inc()
+            # the status page lists it, failed with the reason; its result is freed at once
+            self._feed(record, lifecycle.WaitedTooLong(refused, time.time()))
+            self._feed(record, lifecycle.Expire("refused: the server is busy"))
+            raise refused
+        if run_now:
+            self._start([(record, df)])
+        else:
+            log.info("query %s waits for a slot (%d running, %d waiting)", record.query_id,
+                     self.admission.running, self.admission.waiting)
+
+    def _admitted(self, query_ids: list[str]) -> list[tuple[QueryRecord, "DataFrame"]]:
+        """The queued jobs of ``query_ids``, taken off the queue (the caller holds the lock)."""
+        return [self._queued.pop(q) for q in query_ids if q in self._queued]
+
+    def _start(self, jobs: list[tuple[QueryRecord, "DataFrame"]]) -> None:
+        for record, df in jobs:
+            try:
+                self._jobs.submit(self._run, record, df)
+            except RuntimeError:  # stopping
+                return
+
+    def _release_slot(self, record: QueryRecord) -> None:
+        with self._lock:
+            admitted = self._admitted(self.admission.release(record.owner))
+        self._start(admitted)
 
     def _endpoints(self, record: QueryRecord) -> tuple[Endpoint, ...]:
         return tuple(Endpoint(node, record.query_id, record.expires_at) for node in record.nodes)
 
     def _run(self, record: QueryRecord, df: "DataFrame") -> None:
-        with query_context(record.query_id):
-            if self._feed(record, lifecycle.Started()).state is not QueryState.RUNNING:
-                return  # cancelled, closed or failed while it waited for a job thread
-            self._run_job(record, df)
+        try:
+            with query_context(record.query_id):
+                if self._feed(record, lifecycle.Started()).state is not QueryState.RUNNING:
+                    return  # cancelled, closed or failed while it waited for its slot
+                self._run_job(record, df)
+        finally:
+            if not record.internal:
+                self._release_slot(record)
 
     def _run_job(self, record: QueryRecord, df: "DataFrame") -> None:
         assert self.spark is not None
@@ -382,6 +446,9 @@ class SparkFlightManager:
         query_id = record.query_id
         # named by the query id alone: Spark's UI and logs show no user's name or SQL
         sc.setJobGroup(query_id, f"flightsql query {query_id}", interruptOnCancel=True)
+        # each user's jobs share one pool of Spark's FAIR scheduler: a huge query of one
+        # user gets no more of the executors than the small ones of another
+        sc.setLocalProperty("spark.scheduler.pool", scheduler_pool(record.owner))
         try:
             targets = [n.push_target() for n in record.nodes]
             batches = arrow_batches(df)
@@ -404,6 +471,7 @@ class SparkFlightManager:
             self._feed(record, lifecycle.JobFailed(error, time.time()))
         finally:
             sc.setLocalProperty("spark.jobGroup.id", None)
+            sc.setLocalProperty("spark.scheduler.pool", None)
 
     def warm_up(self) -> None:
         """Run one tiny push job (to this node alone) so the first user query does not pay
@@ -523,6 +591,7 @@ class SparkFlightManager:
         with self._lock:
             while not self._stopping:
                 now = time.time()
+                waited = [self._queued.pop(q)[0] for q in self.admission.overdue(now) if q in self._queued]
                 due: list[QueryRecord] = []
                 while self._expiry and self._expiry[0][0] <= now:
                     at, query_id = heapq.heappop(self._expiry)
@@ -531,15 +600,23 @@ class SparkFlightManager:
                         due.append(record)
                 self._lock.release()
                 try:
+                    for record in waited:
+                        metrics.QUERIES_REFUSED.labels(self.node.node_id, "waited").inc()
+                        with query_context(record.query_id):
+                            error = self.admission.busy(
+                                f"query {record.query_id} waited {self.admission.limits.wait:.0f} s for a slot"
+                            )
+                            self._feed(record, lifecycle.WaitedTooLong(error, now))
                     for record in due:
                         with query_context(record.query_id):
                             self._feed(record, lifecycle.TimeUp(now))
                 finally:
                     self._lock.acquire()
                 self._forget_old()
-                timeout = self._expiry[0][0] - time.time() if self._expiry else None
-                if not due:
-                    self._lock.wait(timeout)
+                wakes = [at for at in (self._expiry[0][0] if self._expiry else None,
+                                       self.admission.next_deadline()) if at is not None]
+                if not due and not waited:
+                    self._lock.wait(min(wakes) - time.time() if wakes else None)
 
     def rejected(self, owner: str, sql: str, error: FlightManagerError) -> None:
         """A statement refused before anything ran (bad SQL, no such table): no result, but
@@ -690,3 +767,10 @@ def deterministic(df: "DataFrame", batches) -> bool:  # type: ignore[no-untyped-
         return level == "DETERMINATE" and bool(df._jdf.queryExecution().optimizedPlan().deterministic())
     except Exception:  # noqa: BLE001 - a Spark without the level: assume the worst
         return False
+
+
+def scheduler_pool(user: str) -> str:
+    """The FAIR scheduler pool of ``user``'s jobs, named without the user's name."""
+    import hashlib
+
+    return "pool-" + hashlib.sha256(user.encode()).hexdigest()[:12]

@@ -22,6 +22,13 @@ QUERIES_ENDED = Counter(
     "flightsql_queries_ended", "Queries that ended, by final state (FINISHED, FAILED, CANCELLED)", ["node", "state"],
 )
 QUERIES_RUNNING = Gauge("flightsql_queries_running", "Queries this node coordinates that are running now", ["node"])
+QUERIES_WAITING = Gauge(
+    "flightsql_queries_waiting", "Queries waiting for a slot to run on this node (see --max-running)", ["node"],
+)
+QUERIES_REFUSED = Counter(
+    "flightsql_queries_refused", "Queries refused as busy (RESOURCE_EXHAUSTED), by why (queue_full, waited)",
+    ["node", "why"],
+)
 QUERY_SECONDS = Histogram(
     "flightsql_query_duration_seconds", "Time from registration to the end of a query's job", ["node"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),

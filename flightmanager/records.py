@@ -152,5 +152,3 @@ class SpoolSettings:
     result_ttl: float = 600.0
     #: finished and failed queries kept for status pages after their results expire
     history: int = 200
-    #: queries whose Spark jobs run at once on this node (more wait, PENDING, in order)
-    job_threads: int = 32

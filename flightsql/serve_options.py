@@ -86,9 +86,18 @@ OPTIONS: tuple[Option, ...] = (
            "this node)", metavar="thrift://HOST:PORT"),
     Option("--execution-mode", "execution_mode",
            "auto: like distributed, but results of plans that read no table (SELECT 1, VALUES) with at most "
-           "10,000 rows come from the driver without a job; single: every partition goes to the node the "
+           "10,000 rows come from the driver (without a Spark task where they fold into constants); single: every partition goes to the node the "
            "client asked, one endpoint; distributed: partitions spread over all live nodes, one endpoint per "
            "node. Sessions may override it with the session option execution_mode", choices=EXECUTION_MODES),
+    Option("--max-running", "max_running",
+           "queries whose Spark jobs run at once on this node; more wait in a queue", int),
+    Option("--max-running-per-user", "max_running_per_user",
+           "queries of one user that run at once on this node; more of that user's wait", int),
+    Option("--max-queued", "max_queued",
+           "queries that may wait for a slot; beyond, new queries are refused with RESOURCE_EXHAUSTED "
+           "(the server is busy, try again later)", int),
+    Option("--queue-wait", "queue_wait",
+           "seconds a query may wait for a slot before it fails with RESOURCE_EXHAUSTED", float),
     Option("--demo", "demo", "create the demo.trips table (100,000 rows) at start", switch=True),
     Option("--http-port", "http_port",
            "port of the HTTP status page (/) and Prometheus metrics (/metrics); 0: any; unset: no HTTP server",

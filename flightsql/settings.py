@@ -16,7 +16,10 @@ import difflib
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from flightmanager.admission import Limits
 
 ENV_PREFIX = "FLIGHTSQL_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
@@ -57,6 +60,16 @@ class Settings:
     zookeeper_credential_file: Path | None = None
     status_open: bool = False
     spark_ui: bool = False
+    max_running: int = 8
+    max_running_per_user: int = 4
+    max_queued: int = 100
+    queue_wait: float = 60.0
+
+    def limits(self) -> "Limits":
+        """The node's admission limits (see flightmanager.admission)."""
+        from flightmanager.admission import Limits
+
+        return Limits(self.max_running, self.max_running_per_user, self.max_queued, self.queue_wait)
 
     @property
     def public_host(self) -> str:
@@ -97,6 +110,7 @@ class Settings:
             from flightsql.security.policy import Policy
 
             Policy.load(self.policy_file)  # a malformed policy too, with the file and policy named
+        self.limits().check()
         _one_of("execution-mode", self.execution_mode, EXECUTION_MODES)
         _one_of("log-format", self.log_format, LOG_FORMATS)
         _one_of("log-level", self.log_level.upper(), LOG_LEVELS)
@@ -133,6 +147,10 @@ FILE_KEYS: dict[str, str] = {
     "zookeeper_credential_file": "spark.flight.manager.zookeeper.credentialFile",
     "status_open": "spark.flight.http.open",
     "spark_ui": "spark.flight.sparkUi",
+    "max_running": "spark.flight.admission.maxRunning",
+    "max_running_per_user": "spark.flight.admission.maxRunningPerUser",
+    "max_queued": "spark.flight.admission.maxQueued",
+    "queue_wait": "spark.flight.admission.queueWait",
 }
 _FIELD_OF_KEY = {key: name for name, key in FILE_KEYS.items()}
 _TYPES = {f.name: str(f.type) for f in fields(Settings)}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError
 
+from flightmanager.admission import Limits
 from flightmanager.manager import Node, SparkFlightManager, SpoolSettings
 from flightmanager.peers import Keepalive
 from flightmanager.zk.credential import Credential
@@ -74,8 +75,10 @@ def zookeeper_manager(
     client: KazooClient,
     paths: Paths,
     keepalive: Keepalive = Keepalive(),
+    limits: Limits = Limits(),
 ) -> SparkFlightManager:
     """A manager whose queries and members are kept in ZooKeeper, shared by every node."""
     return SparkFlightManager(
-        spark, node, push_key, settings, QueryRegistry(client, paths), Membership(client, paths, node), keepalive
+        spark, node, push_key, settings, QueryRegistry(client, paths), Membership(client, paths, node), keepalive,
+        limits,
     )

@@ -74,6 +74,8 @@ def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
         .config("spark.rpc.askTimeout", "120s")
         .config("spark.rpc.lookupTimeout", "120s")
         .config("spark.sql.execution.pythonUDF.arrow.enabled", "true")
+        # jobs of different users share the executors fairly (a pool per user, see the manager)
+        .config("spark.scheduler.mode", "FAIR")
         # users do not query files by path (`parquet.`/some/path``) unless an operator allows it;
         # set on the context, so that a RESET in a session comes back to it
         .config("spark.sql.runSQLOnFiles", str(Feature.PATH_SOURCES in parse_allowed(settings.allow_server_access)).lower())
@@ -174,6 +176,7 @@ class FlightSqlNode:
             ),
             self.zk,
             paths,
+            limits=settings.limits(),
         )
         holder["manager"] = self.manager
         self.manager.warm_up()

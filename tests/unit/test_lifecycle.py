@@ -41,6 +41,7 @@ EVENTS: dict[str, lc.Event] = {
     "expire": lc.Expire("closed"),
     "drain timed out": lc.DrainTimedOut(200.0),
     "recording failed": lc.RecordingFailed(BOOM, 200.0),
+    "waited too long": lc.WaitedTooLong(BOOM, 200.0),
 }
 
 #: the state each event leads to, from each state, on the coordinator (a) and on a node
@@ -62,6 +63,7 @@ COORDINATOR: dict[str, dict[QueryState, QueryState]] = {
     "expire": {P: E, R: E, F: E, X: E, C: E},
     "drain timed out": {P: X, R: X, F: X, X: X, C: C},
     "recording failed": {P: X, R: X, F: X, X: X, C: C},
+    "waited too long": {P: X, R: R, F: F, X: X, C: C},  # running meanwhile: too late to refuse
 }
 FOLLOWER = {
     **COORDINATOR,
@@ -202,3 +204,11 @@ def test_steps_do_not_change_the_life_they_are_given() -> None:
     for event in EVENTS.values():
         lc.step(before, event)
     assert before == copy
+
+
+def test_a_query_that_never_ran_leaves_the_queue_and_stops_no_job() -> None:
+    for event in (EVENTS["cancel"], EVENTS["waited too long"], EVENTS["expire"], EVENTS["node left"]):
+        ended = lc.step(life(P), event)
+        assert lc.LeaveQueue in _kinds(ended) and lc.CancelJob not in _kinds(ended)
+    refused = lc.step(life(P), EVENTS["waited too long"])
+    assert refused.life.error is BOOM and lc.RecordEnd in _kinds(refused)

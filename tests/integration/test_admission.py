@@ -1,0 +1,124 @@
+"""Admission on a real node with low limits: one query runs, two may wait for three
+seconds; beyond that the node answers RESOURCE_EXHAUSTED, and SELECT 1 is answered
+throughout."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+
+from flightmanager.flight import Flight_pb2 as pb
+from flightsql.protocol import commands as cmd
+from tests.integration.conftest import (
+    OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, flight_client, start_node, stop_node,
+)
+
+pytestmark = pytest.mark.integration
+
+#: what pyarrow raises for RESOURCE_EXHAUSTED (a FlightError at GetFlightInfo, ArrowInvalid in a stream)
+BUSY = (flight.FlightError, pa.ArrowInvalid)
+#: runs until cancelled: ten billion joined rows
+BLOCKER = "SELECT count(*) FROM range(0, 100000) a CROSS JOIN range(0, 100000) b"
+WAIT = 3.0
+
+
+@pytest.fixture(scope="module")
+def busy_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
+    work: Path = tmp_path_factory.mktemp("admission")
+    users = work / "users"
+    _add_user(users, USER, PASSWORD)
+    _add_user(users, OTHER_USER, OTHER_PASSWORD)
+    running = start_node(
+        work, "--users", str(users), "--max-running", "1", "--max-running-per-user", "1", "--max-queued", "2",
+        "--queue-wait", str(WAIT), "--conf", "spark.driver.memory=768m",
+    )
+    yield running
+    assert stop_node(running) == 0, running.log()[-3000:]
+
+
+def _info(client, options, sql: str) -> flight.FlightInfo:  # type: ignore[no-untyped-def]
+    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=sql)))
+    return client.get_flight_info(descriptor, options)
+
+
+def _cancel(client, options, info) -> int:  # type: ignore[no-untyped-def]
+    request = pb.CancelFlightInfoRequest(info=pb.FlightInfo.FromString(info.serialize()))
+    (result,) = client.do_action(flight.Action("CancelFlightInfo", request.SerializeToString()), options)
+    return pb.CancelFlightInfoResult.FromString(result.body.to_pybytes()).status
+
+
+def _rows(client, options, info) -> int:  # type: ignore[no-untyped-def]
+    return sum(client.do_get(e.ticket, options).read_all().num_rows for e in info.endpoints)
+
+
+def _select_1_seconds(node: RunningNode) -> float:
+    client, options = flight_client(node, OTHER_USER, OTHER_PASSWORD)
+    started = time.monotonic()
+    assert _rows(client, options, _info(client, options, "SELECT 1 AS one")) == 1
+    return time.monotonic() - started
+
+
+def test_beyond_the_slots_queries_wait_then_are_refused_and_select_1_is_answered(busy_node: RunningNode) -> None:
+    alice, alice_options = flight_client(busy_node)
+    bob, bob_options = flight_client(busy_node, OTHER_USER, OTHER_PASSWORD)
+    blocker = _info(alice, alice_options, BLOCKER)
+    try:
+        waiting = _info(bob, bob_options, "SELECT id FROM range(0, 10)")
+        cancelled = _info(alice, alice_options, "SELECT id FROM range(0, 20)")
+        with pytest.raises(BUSY, match="the server is busy") as refused:
+            _info(bob, bob_options, "SELECT id FROM range(0, 30)")
+        assert "try again in about" in str(refused.value)
+        assert _select_1_seconds(busy_node) < 5  # answered by the driver, taking no slot
+
+        # a waiting query can be cancelled: its reader is told so
+        assert _cancel(alice, alice_options, cancelled) == pb.CANCEL_STATUS_CANCELLED
+        with pytest.raises(flight.FlightCancelledError):
+            _rows(alice, alice_options, cancelled)
+
+        # one that waits longer than allowed fails busy: its reader ends, with the reason
+        started = time.monotonic()
+        with pytest.raises(BUSY, match="waited 3 s for a slot"):
+            _rows(bob, bob_options, waiting)
+        assert time.monotonic() - started < WAIT + 10
+    finally:
+        assert _cancel(alice, alice_options, blocker) == pb.CANCEL_STATUS_CANCELLED
+    # the slot is free again
+    assert _rows(bob, bob_options, _info(bob, bob_options, "SELECT id FROM range(0, 40)")) == 40
+
+
+def test_many_clients_at_once_get_exact_rows_or_busy_and_nothing_else(busy_node: RunningNode) -> None:
+    def one(i: int) -> str:
+        client, options = flight_client(busy_node, *((USER, PASSWORD) if i % 2 else (OTHER_USER, OTHER_PASSWORD)))
+        try:
+            rows = _rows(client, options, _info(client, options, f"SELECT id FROM range(0, {1000 + i})"))
+            return "exact" if rows == 1000 + i else f"{rows} rows"
+        except BUSY as exc:
+            return "busy" if "the server is busy" in str(exc) or "for a slot" in str(exc) else repr(exc)
+        finally:
+            client.close()
+
+    answered: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            answered.append(_select_1_seconds(busy_node))
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        with ThreadPoolExecutor(24) as pool:
+            outcomes = list(pool.map(one, range(48)))
+    finally:
+        stop.set()
+        prober.join(60)
+    assert set(outcomes) <= {"exact", "busy"}, outcomes
+    assert outcomes.count("exact") >= 3  # the slot kept working through the crowd
+    assert answered and max(answered) < 5, answered

@@ -36,7 +36,7 @@ from flightmanager.peers import Keepalive, PeerWatch
 from flightmanager.push import Faults, pusher
 from flightmanager.query import QueryState
 # the records are importable from here too, where the manager's users have always found them
-from flightmanager.records import Endpoint, Node, QueryRecord, SpoolSettings, Submitted  # noqa: F401
+from flightmanager.records import Endpoint, Node, Progress, QueryRecord, SpoolSettings, Submitted  # noqa: F401
 from flightmanager.registry import MemoryRegistry, QueryInfo, Registry, changed
 from flightmanager.spark_failures import describe_failure
 from flightmanager.spool import Hangup, ResultSpool
@@ -569,6 +569,50 @@ class SparkFlightManager:
                 record.registry.write_served(record.query_id, self.node.node_id, Served.of(record.tallies))
             except Exception as exc:  # noqa: BLE001 - the status page misses a figure, no more
                 log.warning("could not record what node %s served: %s", self.node.node_id, exc)
+
+    def submitted(self, query_id: str, user: str) -> Submitted:
+        """The query as it was submitted: its schema and endpoints (for a client that polls)."""
+        record = self.record(query_id, user)
+        if record.state is QueryState.EXPIRED:
+            raise ResultNotFound(f"result {query_id} expired")
+        return Submitted(query_id, record.schema, self._endpoints(record), record.ordered)
+
+    def progress(self, query_id: str, user: str) -> Progress:
+        """How far ``query_id`` has come; raises its error if it failed or was cancelled."""
+        record = self.record(query_id, user)
+        state = record.state
+        if state is QueryState.EXPIRED:
+            raise ResultNotFound(f"result {query_id} expired")
+        if record.error is not None:
+            raise record.error
+        if state is QueryState.FINISHED:
+            return Progress(state, 1.0, True, record.expires_at)
+        if state is QueryState.PENDING:
+            with self._lock:
+                position = self.admission.position(query_id)
+            return Progress(state, 0.0, False, record.expires_at, queue_position=position)
+        if not record.life.coordinating or self.spark is None:
+            return Progress(state, None, False, record.expires_at)  # Spark's figures are the coordinator's
+        done, total = self._tasks(query_id)
+        # never 1 before the result is whole: the last pushes and the manifests come after the tasks
+        fraction = min(done / total, 0.99) if total else 0.0
+        return Progress(state, fraction, False, record.expires_at, tasks_done=done, tasks_total=total)
+
+    def _tasks(self, query_id: str) -> tuple[int, int]:
+        """Tasks done and tasks in all of the query's Spark jobs so far, from Spark's status tracker."""
+        assert self.spark is not None
+        tracker = self.spark.sparkContext.statusTracker()
+        done = total = 0
+        for job_id in tracker.getJobIdsForGroup(query_id):
+            job = tracker.getJobInfo(job_id)
+            if job is None:
+                continue
+            for stage_id in job.stageIds:
+                stage = tracker.getStageInfo(stage_id)
+                if stage is not None:
+                    done += stage.numCompletedTasks
+                    total += stage.numTasks
+        return done, total
 
     def cancel(self, query_id: str, user: str) -> QueryState:
         record = self.record(query_id, user)

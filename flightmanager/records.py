@@ -145,6 +145,30 @@ class QueryRecord:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """How far a query has come, as a client polling it is told."""
+
+    state: QueryState
+    #: in [0, 1]: Spark tasks done of all the job's tasks (1 when complete; None: unknown here)
+    fraction: float | None
+    #: complete: the result is whole (nothing more to poll)
+    done: bool
+    expires_at: float
+    #: while it waits for a slot: 1 for the next to start
+    queue_position: int | None = None
+    tasks_done: int | None = None
+    tasks_total: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        doc: dict[str, object] = {"state": self.state.value}
+        for name in ("fraction", "queue_position", "tasks_done", "tasks_total"):
+            value = getattr(self, name)
+            if value is not None:
+                doc[name] = value
+        return doc
+
+
+@dataclass(frozen=True)
 class SpoolSettings:
     memory_budget: int = 512 * 1024 * 1024
     disk_budget: int = 64 * 1024 * 1024 * 1024

@@ -8,6 +8,7 @@ decodes commands and encodes results.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -31,6 +32,7 @@ from flightmanager.flight.wire import (
 from flightmanager.errors import FlightManagerError
 from flightmanager.log_context import query_context
 from flightmanager.manager import Submitted, arrow_schema
+from flightmanager.query import QueryState
 from flightmanager.spool import Hangup
 from flightsql.auth import Authenticator, Principal
 from flightsql.catalog import schemas
@@ -310,6 +312,31 @@ class FlightSqlService(FlightService):
             ordered=submitted.ordered,
         )
 
+    def poll_flight_info(self, request: pb.FlightDescriptor, context: grpc.ServicerContext) -> pb.PollInfo:
+        """A long query, polled: the first call (with a Flight SQL command) submits it like
+        GetFlightInfo; the answer carries every endpoint at once (readers may start), the
+        progress, and a descriptor to poll again with until the result is complete.  The
+        FlightInfo's ``app_metadata`` says more as JSON: the state, the queue position while
+        the query waits for a slot, Spark's tasks done of all."""
+        call = self._call(context)
+        user = call.principal.user
+        if request.type == pb.FlightDescriptor.CMD and request.cmd.startswith(POLL_PREFIX):
+            query_id = self.tickets.redeem(request.cmd[len(POLL_PREFIX):], user)
+            submitted = self.manager.submitted(query_id, user)
+        else:
+            self._no_new_work()
+            submitted = self._flight(call, _command(request))
+        progress = self.manager.progress(submitted.query_id, user)  # a failed query is its error
+        info = self._flight_info(request, submitted, user)
+        info.app_metadata = json.dumps(progress.to_dict()).encode()
+        poll = pb.PollInfo(info=info, expiration_time=_timestamp(progress.expires_at))
+        if progress.fraction is not None:
+            poll.progress = progress.fraction
+        if not progress.done:
+            again = POLL_PREFIX + self.tickets.issue(submitted.query_id, user)
+            poll.flight_descriptor.CopyFrom(pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=again))
+        return poll
+
     def get_schema(self, request: pb.FlightDescriptor, context: grpc.ServicerContext) -> pb.SchemaResult:
         call = self._call(context)
         command = _command(request)
@@ -467,7 +494,8 @@ class FlightSqlService(FlightService):
         if isinstance(action, (cmd.CancelFlightInfo, cmd.CancelQuery)):
             info = pb.FlightInfo.FromString(action.info)
             states = [self.manager.cancel(self.tickets.redeem(e.ticket.ticket, user), user) for e in info.endpoint]
-            status = "cancelled" if states else "not_cancellable"
+            # a result that is complete, or a query that failed, has nothing left to cancel
+            status = "cancelled" if states and all(s is QueryState.CANCELLED for s in states) else "not_cancellable"
             if isinstance(action, cmd.CancelQuery):
                 return results.cancel_query_result(status)
             return results.cancel_flight_info_result(status)
@@ -508,6 +536,10 @@ class FlightSqlService(FlightService):
 
 def request_name(action: Any) -> str:
     return getattr(action, "action_type", None) or getattr(action, "name", type(action).__name__)
+
+
+#: the descriptor a client polls a query again with: this prefix and the query's ticket
+POLL_PREFIX = b"flightsql-poll:"
 
 
 def _command(descriptor: pb.FlightDescriptor) -> Any:

@@ -9,6 +9,7 @@ Start such children from a thread that lives as long as the process (the main th
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
 from typing import Callable
@@ -16,11 +17,16 @@ from typing import Callable
 _PR_SET_PDEATHSIG = 1
 
 
-def _set_parent_death_signal() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+def _parent_death_signal(parent: int) -> Callable[[], None]:
+    def set_it() -> None:  # runs in the child between fork and exec
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)  # the parent died before the signal was set: nothing would stop this child
+
+    return set_it
 
 
 def dies_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` for :class:`subprocess.Popen` (None where Linux's prctl is absent)."""
-    return _set_parent_death_signal if sys.platform.startswith("linux") else None
+    return _parent_death_signal(os.getpid()) if sys.platform.startswith("linux") else None

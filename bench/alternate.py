@@ -77,6 +77,8 @@ def _connect_once(uri: str) -> Callable[[int, bool], dict[str, float]]:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.remote(uri).getOrCreate()
+    # a server that died fails the round at once, instead of minutes of reconnecting
+    spark.client.set_retry_policies([])
 
     def once(rows: int, check: bool) -> dict[str, float]:
         started = time.perf_counter()
@@ -113,16 +115,26 @@ def _rounds(
         if index % 2:
             order.reverse()
         start = monitor.snapshot()
-        timed = {name: once(rows, False) for name, once in order}
+        try:
+            timed: dict[str, Any] = {name: once(rows, False) for name, once in order}
+        except Exception as exc:  # noqa: BLE001 - a server that died ends the rounds, with the cause kept
+            tp.log(f"{what} round {index + 1} failed: {str(exc)[:300]}")
+            done.append({"error": str(exc)[:2000]})
+            break
         timed["first"] = order[0][0]
         timed["foreign_cpu_share"] = monitor.since(start)["foreign_share_of_machine"]
         done.append(timed)
-        tp.progress(f"{what} round {index + 1}/{rounds}: node {timed['node']['seconds']:.2f}s, "
-                    f"Spark Connect {timed['connect']['seconds']:.2f}s")
+        key = "seconds" if what == "throughput" else "first_batch_seconds"
+        tp.progress(f"{what} round {index + 1}/{rounds}: node {timed['node'][key]:.2f}s, "
+                    f"Spark Connect {timed['connect'][key]:.2f}s")
     return done
 
 
 def _summary(rounds: list[dict[str, Any]], key: str, rows: int) -> dict[str, Any]:
+    failed = [r["error"] for r in rounds if "error" in r]
+    rounds = [r for r in rounds if "error" not in r]
+    if not rounds:
+        return {"failed": failed}
     node = [r["node"][key] for r in rounds]
     connect = [r["connect"][key] for r in rounds]
     # throughput: how much faster the node is (Connect's time over the node's); first
@@ -132,7 +144,7 @@ def _summary(rounds: list[dict[str, Any]], key: str, rows: int) -> dict[str, Any
         "node_median_s": statistics.median(node), "connect_median_s": statistics.median(connect),
         "node_rows_per_s": rows / statistics.median(node), "connect_rows_per_s": rows / statistics.median(connect),
         "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-        "ratios": ratios,
+        "ratios": ratios, "failed": failed,
     }
 
 
@@ -175,12 +187,17 @@ def main(argv: list[str] | None = None) -> int:
                             "rounds": first},
         }
         t, f = report["throughput"], report["first_batch"]
-        print(f"throughput, {args.rows:,} rows: node {t['node_rows_per_s'] / 1e6:.2f} M rows/s, Spark Connect "
-              f"{t['connect_rows_per_s'] / 1e6:.2f} M rows/s; node / Connect {t['ratio_median']:.2f}x "
-              f"(rounds {t['ratio_min']:.2f}-{t['ratio_max']:.2f}x)")
-        print(f"first batch, {args.first_batch_rows:,} rows: node {f['node_median_s']:.2f}s, Spark Connect "
-              f"{f['connect_median_s']:.2f}s; node / Connect {f['ratio_median']:.2f}x "
-              f"(rounds {f['ratio_min']:.2f}-{f['ratio_max']:.2f}x)")
+        if "ratio_median" in t:
+            print(f"throughput, {args.rows:,} rows: node {t['node_rows_per_s'] / 1e6:.2f} M rows/s, Spark Connect "
+                  f"{t['connect_rows_per_s'] / 1e6:.2f} M rows/s; node / Connect {t['ratio_median']:.2f}x "
+                  f"(rounds {t['ratio_min']:.2f}-{t['ratio_max']:.2f}x)")
+        if "ratio_median" in f:
+            print(f"first batch, {args.first_batch_rows:,} rows: node {f['node_median_s']:.2f}s, Spark Connect "
+                  f"{f['connect_median_s']:.2f}s; node / Connect {f['ratio_median']:.2f}x "
+                  f"(rounds {f['ratio_min']:.2f}-{f['ratio_max']:.2f}x)")
+        for what, part in (("throughput", t), ("first batch", f)):
+            for failure in part.get("failed", []):
+                print(f"{what}: a round failed: {failure[:300]}")
         out = tp.RESULTS_DIR / f"alternate-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
         out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"results written to {out}")

@@ -199,7 +199,10 @@ class SparkFlightManager:
 
         def changed_(info: QueryInfo | None) -> bool:
             # the registry's thread (kazoo's): hand over, never block; stop once nothing can change
-            self._events.submit(self._record_changed, record, info)
+            try:
+                self._events.submit(self._record_changed, record, info)
+            except RuntimeError:  # the node is stopping: nothing is left to follow
+                return False
             return info is not None and not QueryState(info.state).terminal
 
         record.registry.watch(record.query_id, changed_)
@@ -680,11 +683,17 @@ class SparkFlightManager:
     # -- other nodes ---------------------------------------------------------------
     def _left(self, node_id: str) -> None:
         """A node left the cluster without draining (the members' thread: hand over)."""
-        self._events.submit(self._departed, lifecycle.NodeLeft(node_id, time.time()))
+        self._hand_over(self._departed, lifecycle.NodeLeft(node_id, time.time()))
 
     def _suspected(self, node: Node) -> None:
         """A node stopped answering on its channel (the peer watch's thread: hand over)."""
-        self._events.submit(self._departed, lifecycle.NodeSuspected(node.node_id, node.host, time.time()))
+        self._hand_over(self._departed, lifecycle.NodeSuspected(node.node_id, node.host, time.time()))
+
+    def _hand_over(self, handle: Callable[..., None], *args: object) -> None:
+        try:
+            self._events.submit(handle, *args)
+        except RuntimeError:  # the node is stopping
+            pass
 
     def _departed(self, event: lifecycle.NodeLeft | lifecycle.NodeSuspected) -> None:
         for record in list(self._records.values()):

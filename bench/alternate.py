@@ -32,6 +32,7 @@ import signal
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -103,9 +104,30 @@ def _connect_once(uri: str) -> Callable[[int, bool], dict[str, float]]:
     return once
 
 
+def _within(deadline: float, name: str, once: Callable[[int, bool], dict[str, float]], rows: int) -> dict[str, float]:
+    """``once(rows)`` on a thread of its own, given up after ``deadline`` seconds (a server
+    whose heap ran out may never answer at all)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = once(rows, False)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive():
+        raise TimeoutError(f"{name} did not deliver {rows:,} rows within {deadline:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
 def _rounds(
     what: str, rounds: int, rows: int, node: Callable[[int, bool], dict[str, float]],
-    connect: Callable[[int, bool], dict[str, float]], monitor: tp.CpuMonitor,
+    connect: Callable[[int, bool], dict[str, float]], monitor: tp.CpuMonitor, deadline: float = 180.0,
 ) -> list[dict[str, Any]]:
     node(rows, True)  # warm-ups, with the rows and sums checked
     connect(rows, True)
@@ -116,7 +138,7 @@ def _rounds(
             order.reverse()
         start = monitor.snapshot()
         try:
-            timed: dict[str, Any] = {name: once(rows, False) for name, once in order}
+            timed: dict[str, Any] = {name: _within(deadline, name, once, rows) for name, once in order}
         except Exception as exc:  # noqa: BLE001 - a server that died ends the rounds, with the cause kept
             tp.log(f"{what} round {index + 1} failed: {str(exc)[:300]}")
             done.append({"error": str(exc)[:2000]})

@@ -212,3 +212,24 @@ def test_a_query_that_never_ran_leaves_the_queue_and_stops_no_job() -> None:
         assert lc.LeaveQueue in _kinds(ended) and lc.CancelJob not in _kinds(ended)
     refused = lc.step(life(P), EVENTS["waited too long"])
     assert refused.life.error is BOOM and lc.RecordEnd in _kinds(refused)
+
+
+def _moves() -> set[tuple[QueryState, QueryState]]:
+    """Every state change any event makes, for either role."""
+    moves = set()
+    for me in ("a", "b"):
+        for state in QueryState:
+            for event in EVENTS.values():
+                after = lc.step(life(state, me=me), event).life.state
+                if after is not state:
+                    moves.add((state, after))
+    return moves
+
+
+def test_ended_queries_only_expire_and_expired_is_final() -> None:
+    moves = _moves()
+    assert {s for s in QueryState if s.terminal} == {X, C, E}
+    assert all(after is E for before, after in moves if before.terminal)
+    assert not any(before is E for before, _ in moves)
+    assert (F, R) not in moves and (F, P) not in moves and (R, P) not in moves  # never backwards
+    assert {before for before, after in moves if after is E} == set(QueryState) - {E}  # all can expire

@@ -16,6 +16,7 @@ _SALT = b"spark-flightsql cluster keys v1"
 _TOKENS = b"user tokens"
 _PUSHES = b"executor pushes"
 _TICKETS = b"result tickets"
+_HANDLES = b"prepared statement handles"
 
 
 def hkdf(secret: bytes, info: bytes, length: int = 32) -> bytes:
@@ -38,10 +39,11 @@ class ClusterKeys:
     tokens: bytes
     pushes: bytes
     tickets: bytes
+    handles: bytes
 
     @classmethod
     def derive(cls, secret: bytes) -> "ClusterKeys":
-        return cls(hkdf(secret, _TOKENS), hkdf(secret, _PUSHES), hkdf(secret, _TICKETS))
+        return cls(hkdf(secret, _TOKENS), hkdf(secret, _PUSHES), hkdf(secret, _TICKETS), hkdf(secret, _HANDLES))
 
     def __repr__(self) -> str:  # keys never reach a log through a repr
         return "ClusterKeys(<redacted>)"

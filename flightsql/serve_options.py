@@ -98,6 +98,9 @@ OPTIONS: tuple[Option, ...] = (
            "(the server is busy, try again later)", int),
     Option("--queue-wait", "queue_wait",
            "seconds a query may wait for a slot before it fails with RESOURCE_EXHAUSTED", float),
+    Option("--session-idle-timeout", "session_idle_timeout",
+           "seconds a client session may go unused before it ends on every node (its settings, catalog, "
+           "schema and temporary views are gone; the client's next call starts a new one)", float),
     Option("--demo", "demo", "create the demo.trips table (100,000 rows) at start", switch=True),
     Option("--http-port", "http_port",
            "port of the HTTP status page (/) and Prometheus metrics (/metrics); 0: any; unset: no HTTP server",

@@ -64,6 +64,7 @@ class Settings:
     max_running_per_user: int = 4
     max_queued: int = 100
     queue_wait: float = 60.0
+    session_idle_timeout: float = 3600.0
 
     def limits(self) -> "Limits":
         """The node's admission limits (see flightmanager.admission)."""
@@ -98,6 +99,8 @@ class Settings:
             raise ValueError("result-ttl and token-ttl must be > 0")
         if self.drain_timeout < 0:
             raise ValueError("drain-timeout must be >= 0")
+        if self.session_idle_timeout <= 0:
+            raise ValueError("session-idle-timeout must be > 0")
         if self.zookeeper and self.zookeeper_credential_file is None:
             raise ValueError(
                 "joining a ZooKeeper ensemble needs the cluster's credential: --zookeeper-credential FILE "
@@ -136,6 +139,7 @@ FILE_KEYS: dict[str, str] = {
     "token_ttl": "spark.flight.auth.tokenTtl",
     "demo": "spark.flight.demo",
     "execution_mode": "spark.flight.executionMode",
+    "session_idle_timeout": "spark.flight.session.idleTimeout",
     "zookeeper": "spark.flight.manager.zookeeper.url",
     "metastore": "spark.hive.metastore.uris",
     "log_level": "spark.flight.log.level",

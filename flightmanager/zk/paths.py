@@ -14,6 +14,9 @@ Layout under a root (default ``/flightsql``)::
     <root>/queries/<query-id>/manifests/<node-id> {piece key: rows} a node must serve
     <root>/queries/<query-id>/served/<node-id>    {"rows", "bytes", "streams"} a node has served,
                                                   rewritten by that node when one of its streams ends
+    <root>/sessions/<key>                         a client session's recorded state (SessionState as
+                                                  JSON; key: a digest of user and session id); its
+                                                  modification time is the session's last use
 
 A query's znodes are deleted together when its result expires.
 """
@@ -55,6 +58,13 @@ class Paths:
 
     def draining_node(self, node_id: str) -> str:
         return self._join("draining", node_id)
+
+    @property
+    def sessions(self) -> str:
+        return self._join("sessions")
+
+    def session(self, key: str) -> str:
+        return self._join("sessions", key)
 
     @property
     def queries(self) -> str:

@@ -3,7 +3,8 @@
 Clients log in with ``authorization: Basic base64(user:password)`` (on the
 Handshake call or on any call; padded or not, as ADBC sends it) and receive
 ``authorization: Bearer <token>`` in the response headers; later calls carry that
-bearer token.  Tokens are signed with a key every node derives from the cluster
+bearer token.  A login opens a client session: the token names it, so that every call
+made with the token is in that session (:mod:`flightsql.server.sessions`).  Tokens are signed with a key every node derives from the cluster
 secret (:func:`load_or_create_secret`, :mod:`flightmanager.keys`), so any node accepts
 a token issued by another, as long as its user still exists with the same password.
 """
@@ -17,6 +18,7 @@ import os
 import secrets
 import stat
 import tempfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,8 @@ class AuthResult:
 
     principal: Principal
     response_headers: tuple[tuple[str, str], ...] = ()
+    #: the client session the call's token names, or the one its login opened
+    session_id: str | None = None
 
 
 def _header(metadata: Mapping[str, str]) -> str | None:
@@ -117,21 +121,21 @@ class Authenticator:
         """Whether calls must carry credentials."""
         return self.users is not None
 
-    def _login_headers(
-        self, user: str, now: float | None, stamp: str = ""
-    ) -> tuple[tuple[str, str], ...]:
-        """Response headers handing a fresh bearer token for ``user`` to the client."""
-        return ((AUTHORIZATION, f"Bearer {self.signer.issue(user, now, stamp)}"),)
+    def _login(self, principal: Principal, user: str, now: float | None, stamp: str = "") -> AuthResult:
+        """A login's result: a new session, and a fresh bearer token naming it for the client."""
+        session_id = uuid.uuid4().hex
+        token = self.signer.issue(user, now, stamp, session_id)
+        return AuthResult(principal, ((AUTHORIZATION, f"Bearer {token}"),), session_id)
 
-    def _token(self, token: str, now: float | None) -> Principal:
-        """The principal of a bearer token whose user still exists with the same password."""
+    def _token(self, token: str, now: float | None) -> AuthResult:
+        """The principal and session of a bearer token whose user still exists with the same password."""
         claims = self.signer.verify(token, now)
         credential = self._store().credential(claims.user)
         if credential is None:
             raise Unauthenticated("token refused: its user no longer exists")
         if claims.stamp != self.signer.stamp(claims.user, credential):
             raise Unauthenticated("token refused: the password changed since login; log in again")
-        return Principal(claims.user, claims.expires_at)
+        return AuthResult(Principal(claims.user, claims.expires_at), session_id=claims.session_id)
 
     def authenticate(
         self, metadata: Mapping[str, str], now: float | None = None
@@ -150,14 +154,14 @@ class Authenticator:
         if scheme == "bearer":
             if not param:
                 raise Unauthenticated("bearer token missing")
-            return AuthResult(self._token(param, now))
+            return self._token(param, now)
         if scheme == "basic":
             user, password = _basic_credentials(param)
             store = self._store()
             if not store.verify(user, password):
                 raise Unauthenticated(INVALID_CREDENTIALS)
             stamp = self.signer.stamp(user, store.credential(user) or "")
-            return AuthResult(Principal(user, None), self._login_headers(user, now, stamp))
+            return self._login(Principal(user, None), user, now, stamp)
         raise Unauthenticated(LOGIN_REQUIRED)
 
     def _anonymous(self, metadata: Mapping[str, str], now: float | None) -> AuthResult:
@@ -172,7 +176,7 @@ class Authenticator:
             user, _ = _basic_credentials(param)
         except Unauthenticated:
             return AuthResult(ANONYMOUS)
-        return AuthResult(ANONYMOUS, self._login_headers(user, now))
+        return self._login(ANONYMOUS, user, now)
 
 
 def _parse_secret(text: str, path: Path) -> bytes:

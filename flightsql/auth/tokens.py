@@ -1,7 +1,8 @@
 """Signed bearer tokens that every node of a cluster accepts.
 
 A token is ``v2.<payload>.<signature>``: ``payload`` is the base64url (unpadded)
-JSON object ``{"user", "iat", "exp", "stamp"}`` and ``signature`` the base64url
+JSON object ``{"user", "iat", "exp", "stamp"}`` (and ``"sid"``, the client session the
+login opened, see :mod:`flightsql.server.sessions`) and ``signature`` the base64url
 HMAC-SHA256 over ``v2.<payload>``, keyed with the cluster's token key (derived from
 the cluster secret for this use alone, see :mod:`flightmanager.keys`).  ``stamp``
 binds the token to the user's credential as it was at login (:meth:`TokenSigner.stamp`):
@@ -53,6 +54,7 @@ class Claims:
     user: str
     expires_at: float
     stamp: str
+    session_id: str | None = None
 
 
 def _b64encode(data: bytes) -> str:
@@ -102,12 +104,14 @@ class TokenSigner:
                        hashlib.sha256)
         return _b64encode(mac.digest()[:12])
 
-    def issue(self, user: str, now: float | None = None, stamp: str = "") -> str:
+    def issue(self, user: str, now: float | None = None, stamp: str = "", session_id: str | None = None) -> str:
         """Return a token for ``user`` valid for ``ttl_seconds`` from ``now``."""
         if not user:
             raise ValueError("user name is empty")
         iat = int(time.time() if now is None else now)
-        payload = {"user": user, "iat": iat, "exp": iat + self.ttl_seconds, "stamp": stamp}
+        payload: dict[str, object] = {"user": user, "iat": iat, "exp": iat + self.ttl_seconds, "stamp": stamp}
+        if session_id is not None:
+            payload["sid"] = session_id
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
         signed_part = f"{VERSION}.{_b64encode(body.encode('utf-8'))}"
         return f"{signed_part}.{self._sign(signed_part)}"
@@ -130,7 +134,7 @@ class TokenSigner:
         expected = self._sign(f"{version}.{payload_b64}")
         if not hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8")):
             raise Unauthenticated("token signature invalid")
-        user, iat, exp, stamp = self._decode_payload(payload_b64)
+        user, iat, exp, stamp, session_id = self._decode_payload(payload_b64)
         current = time.time() if now is None else now
         if iat > current + CLOCK_SKEW_SECONDS:
             raise Unauthenticated("token issued in the future: log in again")
@@ -138,11 +142,11 @@ class TokenSigner:
             raise Unauthenticated(f"token lives longer than the {self.ttl_seconds} s this server allows: log in again")
         if current >= exp:
             raise Unauthenticated("token expired: log in again")
-        return Claims(user, exp, stamp)
+        return Claims(user, exp, stamp, session_id)
 
     @staticmethod
-    def _decode_payload(payload_b64: str) -> tuple[str, float, float, str]:
-        """Return ``(user, iat, exp, stamp)`` of a signed payload; raise if it is malformed."""
+    def _decode_payload(payload_b64: str) -> tuple[str, float, float, str, str | None]:
+        """Return ``(user, iat, exp, stamp, sid)`` of a signed payload; raise if it is malformed."""
         try:
             payload = json.loads(_b64decode(payload_b64).decode("utf-8"))
         except ValueError:
@@ -150,9 +154,9 @@ class TokenSigner:
         if not isinstance(payload, dict):
             raise Unauthenticated("token payload malformed")
         user, iat, exp = payload.get("user"), payload.get("iat"), payload.get("exp")
-        stamp = payload.get("stamp")
+        stamp, session_id = payload.get("stamp"), payload.get("sid")
         if not isinstance(user, str) or not user or not isinstance(stamp, str):
             raise Unauthenticated("token payload malformed")
-        if not _is_time(iat) or not _is_time(exp):
+        if not _is_time(iat) or not _is_time(exp) or not isinstance(session_id, (str, type(None))):
             raise Unauthenticated("token payload malformed")
-        return user, float(iat), float(exp), stamp
+        return user, float(iat), float(exp), stamp, session_id

@@ -23,7 +23,9 @@ from flightsql import logs
 from flightmanager.keys import ClusterKeys
 from flightsql.auth import Authenticator, TokenSigner, UsersFile, load_or_create_secret
 from flightsql.server.service import FlightSqlService
-from flightsql.server.tickets import Tickets
+from flightsql.server.session_store import ZooKeeperSessionStore
+from flightsql.server.sessions import Sessions
+from flightsql.server.tickets import Handles, Tickets
 from flightsql.security.guard import Gate, parse_allowed
 from flightsql.security.policy import Authorizer
 from flightsql.security.plan import Feature
@@ -184,11 +186,13 @@ class FlightSqlNode:
             from flightsql.demo import create_demo_tables
 
             create_demo_tables(self.spark)
+        self.sessions = Sessions(self.spark, ZooKeeperSessionStore(self.zk, paths),
+                                 settings.session_idle_timeout).start()
         self.service = FlightSqlService(
             self.spark, self.manager, authenticator, work / "staging", VERSION,
             tickets=Tickets(keys.tickets), execution_mode=settings.execution_mode,
             gate=Gate(parse_allowed(settings.allow_server_access), self.authorizer.authorize),
-            authorizer=self.authorizer,
+            authorizer=self.authorizer, sessions=self.sessions, handles=Handles(keys.handles),
         )
         serve(self.public_server, self.service)
         self.port = port
@@ -225,6 +229,7 @@ class FlightSqlNode:
             ("status page", lambda server: server.stop(), part("status_server")),
             ("public server", lambda server: server.stop(grace=2).wait(), part("public_server")),
             ("results", lambda manager: manager.stop(), part("manager")),
+            ("sessions", lambda sessions: sessions.stop(), part("sessions")),
             ("internal server", lambda server: server.stop(grace=0).wait(), part("internal_server")),
             ("ZooKeeper client", lambda zk: (zk.stop(), zk.close()), part("zk")),
             ("embedded ZooKeeper", lambda zk: zk.stop(), part("embedded_zookeeper")),

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -42,7 +42,7 @@ from flightsql.protocol import results
 from flightsql.server import ingest, metadata
 from flightsql.server.driver_results import driver_table
 from flightsql.server.prepared import PreparedStatement, PreparedStatements
-from flightsql.server.sessions import SESSION_COOKIE, ClientSession, Sessions
+from flightsql.server.sessions import ClientSession, Sessions, clear_cookie, cookie_session_id, set_cookie
 from flightsql.server.statements import (
     Statement,
     StatementKind,
@@ -55,7 +55,7 @@ from flightsql.server.statements import (
     parameter_schema,
 )
 from flightsql.server.status import spark_status
-from flightsql.server.tickets import StatementHandle, Tickets
+from flightsql.server.tickets import Handles, Tickets
 from flightsql.security.guard import Gate
 from flightsql.security.plan import Access, Privilege, TableName
 from flightsql.security.policy import Authorizer
@@ -105,6 +105,8 @@ class FlightSqlService(FlightService):
         execution_mode: str = "auto",
         gate: Gate | None = None,
         authorizer: Authorizer | None = None,
+        sessions: Sessions | None = None,
+        handles: Handles | None = None,
     ) -> None:
         if execution_mode not in EXECUTION_MODES:
             raise ValueError(f"execution mode must be one of {EXECUTION_MODES}, got {execution_mode!r}")
@@ -118,8 +120,8 @@ class FlightSqlService(FlightService):
         #: every statement is judged here before it is prepared or run
         self.gate = gate or Gate()
         self.authorizer = authorizer or Authorizer(None)
-        self.sessions = Sessions(spark)
-        self.prepared = PreparedStatements()
+        self.sessions = sessions if sessions is not None else Sessions(spark)
+        self.prepared = PreparedStatements(handles if handles is not None else Handles(secrets.token_bytes(32)))
         self._sql_info = None
         self._sql_info_lock = threading.Lock()
 
@@ -128,10 +130,12 @@ class FlightSqlService(FlightService):
         metadata = {k.lower(): v for k, v in context.invocation_metadata() if isinstance(v, str)}
         result = self.authenticator.authenticate(metadata)
         headers = list(result.response_headers)
-        session_id = Sessions.session_id(metadata)
+        cookie = cookie_session_id(metadata)
+        session = self.sessions.open(result.principal.user, cookie or result.session_id)
+        if cookie != session.session_id:  # first contact (or an unknown cookie): name the session
+            headers.append(set_cookie(session.session_id))
         if headers:
             context.send_initial_metadata(tuple(headers))
-        session = self.sessions.get(result.principal.user, session_id)
         return Call(result.principal, session)
 
     def handshake(self, requests: Iterator[pb.HandshakeRequest], context: grpc.ServicerContext) -> Iterable[pb.HandshakeResponse]:
@@ -164,7 +168,7 @@ class FlightSqlService(FlightService):
             with self._refusals_listed(user, command.query):
                 return self._execute(call, classify(spark, command.query), None)
         if isinstance(command, cmd.CommandPreparedStatementQuery):
-            prepared = self.prepared.get(command.handle, user)
+            prepared = self._prepared(call, command.handle)
             rows = prepared.parameters
             if len(rows) > 1:
                 raise InvalidArgument(f"a query takes one row of parameters; {len(rows)} were bound")
@@ -274,6 +278,7 @@ class FlightSqlService(FlightService):
             )
         # A command ran in the driver just now; its output is already there.
         table = df.toArrow()
+        self.sessions.record(call.session)  # USE, SET and the like change the session
         return self.manager.publish(arrow_schema(df), table.to_batches(), owner=user, sql=statement.sql)
 
     def _judged(
@@ -346,7 +351,7 @@ class FlightSqlService(FlightService):
             self.gate.check(spark, call.principal.user, statement.sql, statement.parameter_count)
             schema = self._statement_schema(spark, statement, None)
         elif isinstance(command, cmd.CommandPreparedStatementQuery):
-            prepared = self.prepared.get(command.handle, call.principal.user)
+            prepared = self._prepared(call, command.handle)
             schema = prepared.dataset_schema or pa.schema([])
         else:
             schema = _METADATA_SCHEMAS.get(type(command))
@@ -407,7 +412,7 @@ class FlightSqlService(FlightService):
             _no_transactions(command.transaction_id, command.name)
             for _ in batches:
                 pass
-            count = self._update(spark, call.principal.user, classify(spark, command.query), [None])
+            count = self._update(call, classify(spark, command.query), [None])
             yield pb.PutResult(app_metadata=results.do_put_update_result(count))
         elif isinstance(command, cmd.CommandStatementIngest):
             self._authorize_ingest(spark, call.principal.user, command)
@@ -418,13 +423,14 @@ class FlightSqlService(FlightService):
                 staged.unlink(missing_ok=True)
             yield pb.PutResult(app_metadata=results.do_put_update_result(count))
         elif isinstance(command, cmd.CommandPreparedStatementQuery):
-            prepared = self.prepared.get(command.handle, call.principal.user)
-            prepared.parameters = parameter_rows(list(batches))
-            yield pb.PutResult(app_metadata=results.do_put_prepared_statement_result(command.handle))
+            prepared = self._prepared(call, command.handle)
+            # the values travel in the new handle, so that any node can run the statement
+            handle = self.prepared.bind(prepared, list(batches), schema) or command.handle
+            yield pb.PutResult(app_metadata=results.do_put_prepared_statement_result(handle))
         elif isinstance(command, cmd.CommandPreparedStatementUpdate):
-            prepared = self.prepared.get(command.handle, call.principal.user)
+            prepared = self._prepared(call, command.handle)
             rows = parameter_rows(list(batches)) or prepared.parameters or [None]
-            count = self._update(spark, call.principal.user, prepared.statement, rows)
+            count = self._update(call, prepared.statement, rows)
             yield pb.PutResult(app_metadata=results.do_put_update_result(count))
         else:
             raise InvalidArgument(f"{command.name} is not a command for DoPut")
@@ -445,15 +451,19 @@ class FlightSqlService(FlightService):
             needed = [Privilege.MODIFY]
         self.authorizer.check(user, [Access(p, table) for p in needed])
 
-    def _update(self, spark: "SparkSession", user: str, statement: Statement, rows: list[Any]) -> int:
+    def _update(self, call: Call, statement: Statement, rows: list[Any]) -> int:
         if statement.kind is StatementKind.QUERY:
             raise InvalidArgument("a query was sent as an update; execute it as a query instead")
-        self.gate.check(spark, user, statement.sql, statement.parameter_count)
+        spark = call.session.spark
+        self.gate.check(spark, call.principal.user, statement.sql, statement.parameter_count)
         total, known = 0, True
-        for row in rows:
-            count = affected_rows(dataframe(spark, statement, row))
-            known = known and count >= 0
-            total += max(count, 0)
+        try:
+            for row in rows:
+                count = affected_rows(dataframe(spark, statement, row))
+                known = known and count >= 0
+                total += max(count, 0)
+        finally:
+            self.sessions.record(call.session)  # USE, SET and the like change the session
         return total if known else -1
 
     # -- DoAction --------------------------------------------------------------
@@ -470,20 +480,10 @@ class FlightSqlService(FlightService):
         if isinstance(action, cmd.CreatePreparedStatement):
             _no_transactions(action.transaction_id, "CreatePreparedStatement")
             with self._refusals_listed(user, action.query):
-                statement = classify(spark, action.query)
-                analysed = None
-                if statement.kind is StatementKind.QUERY and not statement.parameter_count:
-                    analysed = self._judged(spark, user, statement, None)
-                    dataset_schema: pa.Schema | None = arrow_schema(analysed)
-                else:
-                    self.gate.check(spark, user, statement.sql, statement.parameter_count)
-                    dataset_schema = self._prepared_schema(spark, statement)
-            handle = StatementHandle.new()
-            prepared = PreparedStatement(handle, user, call.session.session_id, statement, dataset_schema)
-            prepared.analysed = analysed
-            self.prepared.add(prepared)
+                statement, dataset_schema, analysed = self._prepare(call, action.query)
+            _, handle = self.prepared.add(user, statement, dataset_schema, analysed)
             return results.create_prepared_statement_result(
-                handle.encode(),
+                handle,
                 schema_to_bytes(dataset_schema) if dataset_schema is not None else None,
                 schema_to_bytes(parameter_schema(statement.parameter_count)),
                 statement.is_update,
@@ -518,15 +518,32 @@ class FlightSqlService(FlightService):
                         error = "invalid_value"
                     if error:
                         errors[name] = error
+                self.sessions.record(call.session)
             return results.set_session_options_result(errors)
         if isinstance(action, cmd.GetSessionOptions):
-            return results.get_session_options_result(call.session.current())
+            return results.get_session_options_result(call.session.current(self.sessions.defaults))
         if isinstance(action, cmd.CloseSession):
-            closed = self.sessions.close(user, call.session.session_id or None)
-            return results.close_session_result("closed" if closed else "not_closeable")
+            self.sessions.close(call.session)
+            context.set_trailing_metadata((clear_cookie(),))  # clients that keep cookies forget it
+            return results.close_session_result("closed")
         if isinstance(action, (cmd.BeginTransaction, cmd.EndTransaction, cmd.BeginSavepoint, cmd.EndSavepoint)):
             raise Unimplemented(f"{request_name(action)}: transactions are not supported by Spark SQL")
         raise Unimplemented(f"{request_name(action)} is not supported")
+
+    def _prepare(self, call: Call, sql: str) -> tuple[Statement, pa.Schema | None, "DataFrame | None"]:
+        """A statement judged and analysed for preparing: its result schema, and the analysed
+        DataFrame of a query without parameters (kept for its first execution)."""
+        spark, user = call.session.spark, call.principal.user
+        statement = classify(spark, sql)
+        if statement.kind is StatementKind.QUERY and not statement.parameter_count:
+            analysed = self._judged(spark, user, statement, None)
+            return statement, arrow_schema(analysed), analysed
+        self.gate.check(spark, user, statement.sql, statement.parameter_count)
+        return statement, self._prepared_schema(spark, statement), None
+
+    def _prepared(self, call: Call, handle: bytes) -> PreparedStatement:
+        """The prepared statement of a handle, prepared again here if it was prepared elsewhere."""
+        return self.prepared.get(handle, call.principal.user, lambda sql: self._prepare(call, sql)[:2])
 
     def list_actions(self, request: pb.Empty, context: grpc.ServicerContext) -> Iterable[pb.ActionType]:
         self._call(context)
@@ -571,7 +588,7 @@ def _command_output_schema(spark: "SparkSession", sql: str) -> pa.Schema:
     from pyspark.sql.types import StructType
 
     plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(sql)
-    struct = StructType.fromJson(__import__("json").loads(plan.schema().json()))
+    struct = StructType.fromJson(json.loads(plan.schema().json()))
     return to_arrow_schema(struct, timezone=spark.conf.get("spark.sql.session.timeZone"))
 
 
@@ -587,5 +604,3 @@ _METADATA_SCHEMAS = {
     cmd.CommandGetImportedKeys: schemas.FOREIGN_KEYS,
     cmd.CommandGetCrossReference: schemas.FOREIGN_KEYS,
 }
-
-_ = (time, SESSION_COOKIE)

@@ -1,5 +1,8 @@
 """Tickets and prepared-statement handles: this server's own versioned encodings.
 
+A handle carries its statement's SQL (and the values bound to it), MAC'd like a ticket:
+any node runs a statement prepared on another, for its user only.
+
 Every DoGet ticket names a result held by the flightmanager and is bound to the user
 it was issued to: it carries a MAC, made with the cluster's ticket key, over the query
 id and that user.  Any node can redeem one (for the part of the result it holds) and
@@ -10,8 +13,10 @@ without a new version byte: tickets outlive a node restart in clients' hands.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import uuid
 from dataclasses import dataclass
 
@@ -20,6 +25,7 @@ from flightsql.errors import InvalidArgument, PermissionDenied
 _TICKET_V1 = b"fsq\x01r"
 _TICKET_V2 = b"fsq\x02r"
 _HANDLE_V1 = b"fsq\x01p"
+_HANDLE_V2 = b"fsq\x02p"
 _QUERY_ID_CHARS = 32
 _MAC_BYTES = 16
 
@@ -71,21 +77,52 @@ class Tickets:
 
 @dataclass(frozen=True)
 class StatementHandle:
+    """A prepared statement as its handle carries it: any node can run it from the handle
+    alone.  ``parameters`` is the Arrow IPC stream of the values bound to it, if any."""
+
     handle_id: str
+    sql: str
+    parameters: bytes | None = None
 
-    @classmethod
-    def new(cls) -> "StatementHandle":
-        return cls(uuid.uuid4().hex)
 
-    def encode(self) -> bytes:
-        return _HANDLE_V1 + self.handle_id.encode("ascii")
+class Handles:
+    """Prepared-statement handles bound to a user, like tickets: ``fsq 02 p`` + a MAC over
+    the body and the user + the body (JSON ``{"id", "sql", "params"}``, ``params`` the
+    base64 Arrow IPC stream of bound values)."""
 
-    @classmethod
-    def decode(cls, data: bytes) -> "StatementHandle":
-        body = data[len(_HANDLE_V1):]
-        if not data.startswith(_HANDLE_V1) or len(body) != 32 or not _is_hex(body):
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the handle key must be at least 16 bytes")
+        self._key = key
+
+    def _mac(self, body: bytes, user: str) -> bytes:
+        message = b"prepared\x00" + body + b"\x00" + user.encode("utf-8")
+        return hmac.new(self._key, message, hashlib.sha256).digest()[:_MAC_BYTES]
+
+    def issue(self, handle: StatementHandle, user: str) -> bytes:
+        fields: dict[str, str] = {"id": handle.handle_id, "sql": handle.sql}
+        if handle.parameters is not None:
+            fields["params"] = base64.b64encode(handle.parameters).decode("ascii")
+        body = json.dumps(fields, separators=(",", ":")).encode()
+        return _HANDLE_V2 + self._mac(body, user) + body
+
+    def open(self, data: bytes, user: str) -> StatementHandle:
+        """The statement of a handle issued to ``user``: INVALID_ARGUMENT for one this server
+        did not issue, PERMISSION_DENIED for another user's."""
+        if data.startswith(_HANDLE_V1):
+            raise InvalidArgument("prepared statement handle from an earlier version of this server: prepare it again")
+        mac, body = data[len(_HANDLE_V2):len(_HANDLE_V2) + _MAC_BYTES], data[len(_HANDLE_V2) + _MAC_BYTES:]
+        if not data.startswith(_HANDLE_V2) or len(mac) != _MAC_BYTES:
             raise InvalidArgument("prepared statement handle is not one this server issued")
-        return cls(body.decode("ascii"))
+        if not hmac.compare_digest(mac, self._mac(body, user)):
+            raise PermissionDenied("this prepared statement handle was not issued to you")
+        fields = json.loads(body)
+        params = fields.get("params")
+        return StatementHandle(fields["id"], fields["sql"], None if params is None else base64.b64decode(params))
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
 
 
 def _is_hex(body: bytes) -> bool:

@@ -175,6 +175,63 @@ def test_another_users_ticket_is_refused_on_every_node(cluster: list[RunningNode
             _read(endpoint, cluster, OTHER_USER, OTHER_PASSWORD)
 
 
+def _rows(client: flight.FlightClient, options: flight.FlightCallOptions, nodes: list[RunningNode],
+          command: object) -> list[tuple]:  # type: ignore[type-arg]
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd.encode_command(command)), options)
+    parts = [_read(e, nodes) for e in info.endpoints]
+    table = pa.concat_tables(parts) if parts else pa.table({})
+    return sorted(zip(*(c.to_pylist() for c in table.columns)))
+
+
+def test_a_session_keeps_its_schema_and_settings_on_another_node(cluster: list[RunningNode]) -> None:
+    """A client whose calls land on different nodes (a load balancer) stays in one session."""
+    for node in cluster:  # these nodes keep their own metastores: the schema exists on each
+        client, login = _client(node)
+        _rows(client, login, cluster, cmd.CommandStatementQuery(query="CREATE DATABASE IF NOT EXISTS roaming"))
+    first = flight.connect(cluster[0].uri)
+    options = flight.FlightCallOptions(headers=[first.authenticate_basic_token(USER, PASSWORD)])
+    for sql in ("USE roaming", "SET spark.sql.shuffle.partitions=5"):
+        _rows(first, options, cluster, cmd.CommandStatementQuery(query=sql))
+    second = flight.connect(cluster[1].uri)  # the same token names the same session
+    assert _rows(second, options, cluster, cmd.CommandStatementQuery(query="SELECT current_database()")) == [
+        ("roaming",)]
+    assert _rows(second, options, cluster, cmd.CommandStatementQuery(query="SET spark.sql.shuffle.partitions")) == [
+        ("spark.sql.shuffle.partitions", "5")]
+    _rows(second, options, cluster, cmd.CommandStatementQuery(query="USE default"))
+    assert _rows(first, options, cluster, cmd.CommandStatementQuery(query="SELECT current_database()")) == [
+        ("default",)]
+
+
+def test_a_statement_prepared_on_one_node_runs_on_another(cluster: list[RunningNode]) -> None:
+    from flightsql.protocol import results
+
+    first, third = flight.connect(cluster[0].uri), flight.connect(cluster[2].uri)
+    options = flight.FlightCallOptions(headers=[first.authenticate_basic_token(USER, PASSWORD)])
+    body = cmd.encode_action_body(cmd.CreatePreparedStatement(query="SELECT id * ? AS x FROM range(0, 3000, 1, 6)"))
+    (created,) = first.do_action(flight.Action("CreatePreparedStatement", body), options)
+    handle = results.decode_create_prepared_statement_result(created.body.to_pybytes())[0]
+
+    values = pa.table({"p": pa.array([10], pa.int64())})
+    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandPreparedStatementQuery(handle=handle)))
+    writer, reader = first.do_put(descriptor, values.schema, options)
+    writer.write_table(values)
+    writer.done_writing()
+    bound = results.decode_do_put_prepared_statement_result(reader.read().to_pybytes())
+    writer.close()
+    assert bound is not None and bound != handle  # the values travel in the handle
+
+    rows = _rows(third, options, cluster, cmd.CommandPreparedStatementQuery(handle=bound))
+    assert rows == [(10 * i,) for i in range(3000)]
+    # the first handle, on a node that never saw the statement nor its values
+    second = flight.connect(cluster[1].uri)
+    assert set(_rows(second, options, cluster, cmd.CommandPreparedStatementQuery(handle=handle))) == {(None,)}
+
+    bob = flight.connect(cluster[1].uri)
+    bob_options = flight.FlightCallOptions(headers=[bob.authenticate_basic_token(OTHER_USER, OTHER_PASSWORD)])
+    with pytest.raises(flight.FlightUnauthorizedError, match="not issued to you"):
+        _rows(bob, bob_options, cluster, cmd.CommandPreparedStatementQuery(handle=bound))
+
+
 def test_forged_push_is_refused(cluster: list[RunningNode]) -> None:
     from flightmanager.push import PushHeader, completion_marker
 

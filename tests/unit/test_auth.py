@@ -469,7 +469,15 @@ class TestAuthenticator:
         assert result.principal.user == "alice"
         token = token_of(result)
         follow_up = auth.authenticate(bearer(token), now=NOW + 10)
-        assert follow_up == AuthResult(Principal("alice", NOW + 3600), ())
+        assert follow_up == AuthResult(Principal("alice", NOW + 3600), (), result.session_id)
+
+    def test_each_login_opens_its_own_session_and_its_token_names_it(self, auth: Authenticator) -> None:
+        first = auth.authenticate(basic("alice", "wonderland"), now=NOW)
+        second = auth.authenticate(basic("alice", "wonderland"), now=NOW)
+        assert first.session_id and second.session_id and first.session_id != second.session_id
+        assert token_of(first) != token_of(second)  # same user, same second: still two sessions
+        for login in (first, second):
+            assert auth.authenticate(bearer(token_of(login)), now=NOW).session_id == login.session_id
 
     def test_bearer_accepted_by_other_node(self, store: UserStore) -> None:
         node_a = Authenticator(store, TokenSigner(SECRET))

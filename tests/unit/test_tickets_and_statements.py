@@ -14,7 +14,7 @@ from flightsql import settings as settings_module
 from flightsql.errors import InvalidArgument, PermissionDenied
 from flightsql.server.statements import count_parameter_markers, parameter_rows, parameter_schema
 from flightsql.server.status import clean_message
-from flightsql.server.tickets import ResultTicket, StatementHandle, Tickets
+from flightsql.server.tickets import Handles, ResultTicket, StatementHandle, Tickets
 from flightsql.settings import Settings, load, parse_size
 
 QUERY_ID = "0123456789abcdef0123456789abcdef"
@@ -36,7 +36,10 @@ def test_result_ticket_encoding_is_pinned() -> None:
 
 def test_statement_handle_encoding_is_pinned() -> None:
     # do not change this test without a new version byte
-    assert StatementHandle(QUERY_ID).encode() == b"fsq\x01p0123456789abcdef0123456789abcdef"
+    handle = Handles(TICKET_KEY).issue(StatementHandle(QUERY_ID, "SELECT 1"), "alice")
+    body = b'{"id":"0123456789abcdef0123456789abcdef","sql":"SELECT 1"}'
+    assert handle[:5] == b"fsq\x02p" and handle[21:] == body
+    assert Handles(TICKET_KEY).open(handle, "alice") == StatementHandle(QUERY_ID, "SELECT 1")
 
 
 def test_pinned_bytes_decode() -> None:
@@ -44,17 +47,25 @@ def test_pinned_bytes_decode() -> None:
     assert ResultTicket.decode(b"fsq\x02rffffffffffffffff0000000000000000" + b"\x01" * 16) == ResultTicket(
         "ffffffffffffffff0000000000000000", b"\x01" * 16
     )
-    assert StatementHandle.decode(b"fsq\x01pabcdefabcdefabcdefabcdefabcdefab") == StatementHandle(
-        "abcdefabcdefabcdefabcdefabcdefab"
-    )
 
 
-def test_new_statement_handles_are_distinct_and_round_trip() -> None:
-    handles = {StatementHandle.new() for _ in range(50)}
-    assert len(handles) == 50
-    for handle in handles:
-        assert len(handle.handle_id) == 32
-        assert StatementHandle.decode(handle.encode()) == handle
+def test_statement_handles_carry_sql_and_bound_values_to_any_node_of_the_cluster() -> None:
+    here, there = Handles(TICKET_KEY), Handles(TICKET_KEY)
+    ids = {Handles.new_id() for _ in range(50)}
+    assert len(ids) == 50 and all(len(i) == 32 for i in ids)
+    bound = StatementHandle(QUERY_ID, "SELECT ? || 'é'", b"\x00arrow\xff")
+    assert there.open(here.issue(bound, "alice"), "alice") == bound
+
+
+def test_a_statement_handle_opens_for_its_user_only() -> None:
+    handles = Handles(TICKET_KEY)
+    raw = handles.issue(StatementHandle(QUERY_ID, "SELECT secret FROM t"), "alice")
+    tampered = raw.replace(b"secret", b"public")
+    for data, user in ((raw, "bob"), (tampered, "alice"), (raw, "alice ")):
+        with pytest.raises(PermissionDenied):
+            handles.open(data, user)
+    with pytest.raises(PermissionDenied):  # another cluster's key
+        Handles(bytes(32)).open(raw, "alice")
 
 
 MAC = b"\x00" * 16
@@ -106,21 +117,16 @@ def test_altered_or_forged_tickets_open_nothing() -> None:
     "data",
     [
         pytest.param(b"", id="empty"),
-        pytest.param(b"fsq\x01p" + QUERY_ID[:-1].encode(), id="short"),
+        pytest.param(b"fsq\x02p" + b"\x00" * 10, id="short"),
         pytest.param(b"fsq\x01r" + QUERY_ID.encode(), id="a result ticket"),
-        pytest.param(b"fsq\x02p" + QUERY_ID.encode(), id="other version"),
+        pytest.param(b"fsq\x01p" + QUERY_ID.encode(), id="an earlier version"),
+        pytest.param(b"fsq\x03p" + QUERY_ID.encode(), id="other version"),
     ],
 )
 def test_foreign_statement_handles_are_invalid_arguments(data: bytes) -> None:
     with pytest.raises(InvalidArgument) as info:
-        StatementHandle.decode(data)
+        Handles(TICKET_KEY).open(data, "alice")
     assert info.value.code is grpc.StatusCode.INVALID_ARGUMENT
-
-
-@pytest.mark.parametrize("body", [b"g" * 32, b"\xff" * 32], ids=["not hex", "not ascii"])
-def test_statement_handle_with_a_foreign_body_is_invalid(body: bytes) -> None:
-    with pytest.raises(InvalidArgument):
-        StatementHandle.decode(b"fsq\x01p" + body)
 
 
 # -- parameter markers -------------------------------------------------------------

@@ -57,6 +57,12 @@ class ResourceExhausted(FlightSqlError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class Aborted(FlightSqlError):
+    """The request lost to a concurrent one (another write into the same table); try again."""
+
+    code = grpc.StatusCode.ABORTED
+
+
 class Unimplemented(FlightSqlError):
     """A command, action or option this server does not support."""
 

@@ -17,6 +17,9 @@ Layout under a root (default ``/flightsql``)::
     <root>/sessions/<key>                         a client session's recorded state (SessionState as
                                                   JSON; key: a digest of user and session id); its
                                                   modification time is the session's last use
+    <root>/writes/<key>/<lock>                    kazoo lock recipe: the write into a table running
+                                                  now, and those waiting (key: a digest of the table's
+                                                  qualified name)
 
 A query's znodes are deleted together when its result expires.
 """
@@ -65,6 +68,9 @@ class Paths:
 
     def session(self, key: str) -> str:
         return self._join("sessions", key)
+
+    def writes(self, key: str) -> str:
+        return self._join("writes", key)
 
     @property
     def queries(self) -> str:

@@ -26,6 +26,7 @@ from flightsql.server.service import FlightSqlService
 from flightsql.server.session_store import ZooKeeperSessionStore
 from flightsql.server.sessions import Sessions
 from flightsql.server.tickets import Handles, Tickets
+from flightsql.server.writes import TableWrites
 from flightsql.security.guard import Gate, parse_allowed
 from flightsql.security.policy import Authorizer
 from flightsql.security.plan import Feature
@@ -193,6 +194,7 @@ class FlightSqlNode:
             tickets=Tickets(keys.tickets), execution_mode=settings.execution_mode,
             gate=Gate(parse_allowed(settings.allow_server_access), self.authorizer.authorize),
             authorizer=self.authorizer, sessions=self.sessions, handles=Handles(keys.handles),
+            writes=TableWrites(self.zk, paths, holder=node.node_id),
         )
         serve(self.public_server, self.service)
         self.port = port

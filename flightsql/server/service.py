@@ -56,8 +56,9 @@ from flightsql.server.statements import (
 )
 from flightsql.server.status import spark_status
 from flightsql.server.tickets import Handles, Tickets
+from flightsql.server.writes import TableWrites
 from flightsql.security.guard import Gate
-from flightsql.security.plan import Access, Privilege, TableName
+from flightsql.security.plan import Access, PlanFacts, Privilege, TableName
 from flightsql.security.policy import Authorizer
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class FlightSqlService(FlightService):
         authorizer: Authorizer | None = None,
         sessions: Sessions | None = None,
         handles: Handles | None = None,
+        writes: TableWrites | None = None,
     ) -> None:
         if execution_mode not in EXECUTION_MODES:
             raise ValueError(f"execution mode must be one of {EXECUTION_MODES}, got {execution_mode!r}")
@@ -121,6 +123,7 @@ class FlightSqlService(FlightService):
         self.gate = gate or Gate()
         self.authorizer = authorizer or Authorizer(None)
         self.sessions = sessions if sessions is not None else Sessions(spark)
+        self.writes = writes if writes is not None else TableWrites()
         self.prepared = PreparedStatements(handles if handles is not None else Handles(secrets.token_bytes(32)))
         self._sql_info = None
         self._sql_info_lock = threading.Lock()
@@ -295,8 +298,11 @@ class FlightSqlService(FlightService):
         if df is not None:
             self.gate.check(spark, user, statement.sql, statement.parameter_count, df._jdf.queryExecution().analyzed())
             return df
-        self.gate.check(spark, user, statement.sql, statement.parameter_count)
-        return dataframe(spark, statement, parameters)
+        facts = self.gate.check(spark, user, statement.sql, statement.parameter_count)
+        if statement.kind is StatementKind.QUERY:
+            return dataframe(spark, statement, parameters)
+        with self.writes.hold(_written(facts)):  # a command runs as its DataFrame is made
+            return dataframe(spark, statement, parameters)
 
     def _flight_info(self, descriptor: pb.FlightDescriptor, submitted: Submitted, user: str) -> pb.FlightInfo:
         endpoints = []
@@ -415,10 +421,11 @@ class FlightSqlService(FlightService):
             count = self._update(call, classify(spark, command.query), [None])
             yield pb.PutResult(app_metadata=results.do_put_update_result(count))
         elif isinstance(command, cmd.CommandStatementIngest):
-            self._authorize_ingest(spark, call.principal.user, command)
+            table = self._authorize_ingest(spark, call.principal.user, command)
             staged, rows = ingest.stage(_typed(batches), schema, self.staging_dir / "ingest")
             try:
-                count = ingest.load(spark, command, staged, rows, self.staging_dir / "temporary")
+                with self.writes.hold([] if table is None else [str(table)]):  # one write into a table at a time
+                    count = ingest.load(spark, command, staged, rows, self.staging_dir / "temporary")
             finally:
                 staged.unlink(missing_ok=True)
             yield pb.PutResult(app_metadata=results.do_put_update_result(count))
@@ -435,14 +442,17 @@ class FlightSqlService(FlightService):
         else:
             raise InvalidArgument(f"{command.name} is not a command for DoPut")
 
-    def _authorize_ingest(self, spark: "SparkSession", user: str, command: cmd.CommandStatementIngest) -> None:
+    def _authorize_ingest(self, spark: "SparkSession", user: str, command: cmd.CommandStatementIngest) -> TableName | None:
         """An upload into a table needs CREATE where it makes one, MODIFY where it appends, and
-        DROP and CREATE where it replaces one; a session's temporary tables are its own."""
+        DROP and CREATE where it replaces one; a session's temporary tables are its own.
+        Returns the table (None: a temporary one)."""
         name = ingest.target_name(command)  # validated identifiers first
-        if command.temporary or self.authorizer.policy is None:
-            return
+        if command.temporary:
+            return None
         table = TableName(command.catalog or spark.catalog.currentCatalog(),
                           command.schema or spark.catalog.currentDatabase(), command.table)
+        if self.authorizer.policy is None:
+            return table
         if not spark.catalog.tableExists(name):
             needed = [Privilege.CREATE]
         elif command.if_exists == "replace":
@@ -450,18 +460,20 @@ class FlightSqlService(FlightService):
         else:
             needed = [Privilege.MODIFY]
         self.authorizer.check(user, [Access(p, table) for p in needed])
+        return table
 
     def _update(self, call: Call, statement: Statement, rows: list[Any]) -> int:
         if statement.kind is StatementKind.QUERY:
             raise InvalidArgument("a query was sent as an update; execute it as a query instead")
         spark = call.session.spark
-        self.gate.check(spark, call.principal.user, statement.sql, statement.parameter_count)
+        facts = self.gate.check(spark, call.principal.user, statement.sql, statement.parameter_count)
         total, known = 0, True
         try:
-            for row in rows:
-                count = affected_rows(dataframe(spark, statement, row))
-                known = known and count >= 0
-                total += max(count, 0)
+            with self.writes.hold(_written(facts)):  # one write into a table at a time
+                for row in rows:
+                    count = affected_rows(dataframe(spark, statement, row))
+                    known = known and count >= 0
+                    total += max(count, 0)
         finally:
             self.sessions.record(call.session)  # USE, SET and the like change the session
         return total if known else -1
@@ -563,6 +575,12 @@ def _command(descriptor: pb.FlightDescriptor) -> Any:
     if descriptor.type != pb.FlightDescriptor.CMD:
         raise InvalidArgument("only command descriptors (CMD) are supported, not paths")
     return cmd.decode_command(descriptor.cmd)
+
+
+def _written(facts: PlanFacts) -> list[str]:
+    """The tables a statement writes, creates or drops (not whole schemas)."""
+    return [str(a.table) for a in facts.accesses
+            if a.privilege in (Privilege.MODIFY, Privilege.CREATE, Privilege.DROP) and a.table.table != "*"]
 
 
 def _no_transactions(transaction_id: bytes | None, what: str) -> None:

@@ -56,16 +56,24 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def starting_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ZooKeeperServer, list[Future[RunningNode]]]]:
-    """Two nodes on one ZooKeeper, starting in the background while the test's Spark starts."""
+    """Two nodes on one ZooKeeper and one Hive metastore (their tables are the same tables),
+    starting in the background while the test's Spark starts."""
+    from flightsql.cluster import EmbeddedMetastore
+
     base = tmp_path_factory.mktemp("datasource")
-    with running_zookeeper(base / "zookeeper") as zookeeper:
-        yield from _starting_nodes(base, zookeeper)
+    metastore = EmbeddedMetastore(base / "metastore").start()
+    try:
+        with running_zookeeper(base / "zookeeper") as zookeeper:
+            yield from _starting_nodes(base, zookeeper, metastore.uri)
+    finally:
+        metastore.stop()
 
 
-def _starting_nodes(base: Path, zookeeper: ZooKeeperServer) -> Iterator[tuple[ZooKeeperServer, list[Future[RunningNode]]]]:
+def _starting_nodes(base: Path, zookeeper: ZooKeeperServer,
+                    metastore: str) -> Iterator[tuple[ZooKeeperServer, list[Future[RunningNode]]]]:
     users = base / "users"
     _add_user(users, USER, PASSWORD)
-    args = ("--users", str(users), *zookeeper.node_args(CHROOT), "--result-ttl", "120",
+    args = ("--users", str(users), *zookeeper.node_args(CHROOT), "--result-ttl", "120", "--metastore", metastore,
             "--execution-mode", "distributed", "--conf", "spark.driver.memory=640m", "--master", "local[2]")
     with ThreadPoolExecutor(2) as pool:
         starting = [pool.submit(start_node, base / f"node{i}", *args) for i in range(2)]
@@ -242,6 +250,36 @@ def test_write_appends_and_overwrites_from_many_partitions(spark: Any, cluster: 
     empty = second.limit(0)
     write(empty, "overwrite")
     assert read_back() == []
+
+
+def test_concurrent_writes_into_one_table_on_two_nodes_each_commit_whole(spark: Any, cluster: Cluster) -> None:
+    """Hadoop's committer stages every write into a table in one directory: two at once
+    would clean up each other's files. Eight ingests into one table, over both nodes at
+    once, then a data source write of eight partitions into it."""
+    import adbc_driver_flightsql.dbapi as flightsql
+    import pyarrow as pa
+
+    def ingest(i: int) -> int:
+        node = cluster.nodes[i % 2]
+        rows = pa.table({"id": pa.array(range(i * 1000, (i + 1) * 1000), pa.int64()), "writer": [i] * 1000})
+        with flightsql.connect(node.uri, db_kwargs={"username": USER, "password": PASSWORD}) as conn, \
+                conn.cursor() as cur:
+            count = cur.adbc_ingest("ds_concurrent", rows, mode="create_append")
+            conn.commit()
+            return count
+
+    with ThreadPoolExecutor(8) as pool:
+        counts = list(pool.map(ingest, range(8)))
+    assert counts == [1000] * 8
+    both = [_rows(_read(spark, cluster, uri=n.uri, query="SELECT count(*), count(DISTINCT id) FROM ds_concurrent"))
+            for n in cluster.nodes]
+    assert both == [[(8000, 8000)]] * 2  # one table, every row of every write once
+
+    spark.range(8000, 16000, 1, 8).selectExpr("id", "CAST(id % 8 AS INT) AS writer").write.format("flightsql") \
+        .options(uri=cluster.nodes[1].uri, user=USER, password=PASSWORD, table="default.ds_concurrent") \
+        .mode("append").save()
+    assert _rows(_read(spark, cluster, query="SELECT count(*), count(DISTINCT id), max(id) FROM ds_concurrent")) == [
+        (16000, 16000, 15999)]
 
 
 def test_server_errors_reach_the_spark_user(spark: Any, cluster: Cluster) -> None:

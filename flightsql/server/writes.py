@@ -1,0 +1,76 @@
+"""One write into a table at a time, across the cluster.
+
+Spark writes a file-based table through Hadoop's output committer, which stages every job's
+files in one ``_temporary`` directory under the table: two jobs writing into one table at
+once (two ingests, two INSERTs, on one node or on two) clean up each other's staging, and
+one fails with the other's files half committed.  So every write into a table holds that
+table's lock (a ZooKeeper lock on a node, so that it holds for the cluster) while Spark
+runs it; other writes into the table wait their turn, up to a limit, and then fail with
+ABORTED, the table named.  Writes into different tables run at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
+
+from flightsql.errors import Aborted
+
+if TYPE_CHECKING:
+    from kazoo.client import KazooClient
+
+    from flightmanager.zk.paths import Paths
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WAIT = 300.0
+
+
+class _Lock(Protocol):
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool: ...
+
+    def release(self) -> object: ...
+
+
+def table_key(table: str) -> str:
+    return hashlib.sha256(table.lower().encode()).hexdigest()[:40]
+
+
+class TableWrites:
+    """Locks on tables being written; ``client=None``: this process's own locks."""
+
+    def __init__(self, client: "KazooClient | None" = None, paths: "Paths | None" = None,
+                 wait: float = DEFAULT_WAIT, holder: str = "") -> None:
+        self._client, self._paths, self.wait, self._holder = client, paths, wait, holder
+        self._local: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, table: str) -> _Lock:
+        key = table_key(table)
+        if self._client is not None and self._paths is not None:
+            return self._client.Lock(self._paths.writes(key), self._holder)
+        with self._guard:
+            return self._local.setdefault(key, threading.Lock())
+
+    @contextmanager
+    def hold(self, tables: Iterable[str]) -> Iterator[None]:
+        """Hold the locks of ``tables`` (fully qualified names) in one order, so that two
+        writes into the same two tables never wait for each other."""
+        with ExitStack() as held:
+            for table in sorted({t.lower() for t in tables}):
+                lock = self._lock(table)
+                started = time.monotonic()
+                if not lock.acquire(timeout=self.wait):
+                    raise Aborted(
+                        f"another write into {table} has been running for over {self.wait:.0f} s; this write "
+                        "did not start: try again"
+                    )
+                held.callback(lock.release)
+                waited = time.monotonic() - started
+                if waited > 1:
+                    log.info("write into %s waited %.1f s for another write into it", table, waited)
+            yield

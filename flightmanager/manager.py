@@ -28,6 +28,7 @@ from flightmanager.claims import Claim, manifests
 from flightmanager.admission import Admission, Limits
 from flightmanager.errors import FlightManagerError, NotOwner, QueryCancelled, ResultNotFound, ServerBusy
 from flightmanager.flight.wire import EncodedBatch
+from flightmanager.history import History, MemoryHistory
 from flightmanager.keys import push_mac
 from flightmanager.lifecycle import ACTIVE
 from flightmanager.log_context import iterate_in_query, query_context
@@ -69,6 +70,7 @@ class SparkFlightManager:
         members: Members | None = None,
         keepalive: Keepalive = Keepalive(),
         limits: Limits = Limits(),
+        history: History | None = None,
     ) -> None:
         self.spark = spark
         self.node = node
@@ -78,6 +80,8 @@ class SparkFlightManager:
         #: the cluster's queries, and the results this node holds alone (a command's output)
         self.registry: Registry = registry if registry is not None else MemoryRegistry()
         self._own = MemoryRegistry()
+        #: what queries were, after their results expired
+        self.history: History = history if history is not None else MemoryHistory()
         self.memory = ByteBudget("memory", settings.memory_budget)
         self.disk = ByteBudget("spill disk", settings.disk_budget)
         self._lock = threading.Condition()
@@ -177,6 +181,8 @@ class SparkFlightManager:
                 query_id, lambda info: changed(info, expires_at=max(info.expires_at, action.expires_at))
             )
         elif isinstance(action, lifecycle.DeleteRecord):
+            if not record.internal:
+                self._remember(record)
             record.registry.delete(query_id)
         elif isinstance(action, lifecycle.ScheduleExpiry):
             with self._lock:
@@ -243,9 +249,26 @@ class SparkFlightManager:
         now = time.time()
         me = self.node.node_id
         local = [record.status(me) for record in list(self._records.values()) if not record.internal]
-        queries = merge(self._registry_status(), local, me, self.settings.history)
+        queries = merge(self._registry_status(), local, me, self.settings.history,
+                        self.history.recent(self.settings.history))
         nodes = tuple(replace(n.status(), draining=self._is_draining(n.node_id)) for n in self._live_nodes())
         return ClusterStatus(replace(self.node.status(), draining=self.draining), now, nodes, queries)
+
+    def _remember(self, record: QueryRecord) -> None:
+        """Keep what a query was in the history, before its record goes."""
+        found = record.registry.snapshot([record.query_id]).get(record.query_id)
+        mine = record.status(self.node.node_id)
+        if found is None:
+            final = mine
+        else:
+            info, served = found
+            final = QueryStatus(info.query_id, info.owner, info.sql, info.state, info.coordinator, info.created,
+                                info.finished, info.error, {**served, **mine.served})
+        final = replace(final, state=QueryState.EXPIRED.value, outcome=final.outcome or final.state)
+        try:
+            self.history.add(final)
+        except Exception as exc:  # noqa: BLE001 - the history is a record, not the result
+            log.warning("query %s could not be added to the history: %s: %s", record.query_id, type(exc).__name__, exc)
 
     def _registry_status(self) -> list[QueryStatus]:
         return [

@@ -84,6 +84,21 @@ class QueryStatus:
         }
 
 
+    def to_record(self) -> dict[str, Any]:
+        """What the history keeps of a query (see :mod:`flightmanager.history`)."""
+        return {"query_id": self.query_id, "user": self.owner, "sql": self.sql, "state": self.state,
+                "outcome": self.outcome, "coordinator": self.coordinator, "created": self.created,
+                "finished": self.finished, "error": self.error,
+                "served": {node: served.to_dict() for node, served in sorted(self.served.items())}}
+
+    @classmethod
+    def from_record(cls, doc: Mapping[str, Any]) -> "QueryStatus":
+        served = {str(node): Served.from_dict(s) for node, s in dict(doc.get("served") or {}).items()}
+        return cls(str(doc["query_id"]), str(doc["user"]), str(doc["sql"]), str(doc["state"]),
+                   str(doc.get("coordinator", "")), float(doc["created"]), doc.get("finished"), doc.get("error"),
+                   served, doc.get("outcome"))
+
+
 @dataclass(frozen=True)
 class NodeStatus:
     node_id: str
@@ -126,20 +141,22 @@ class ClusterStatus:
 
 
 def merge(
-    registry: Iterable[QueryStatus], local: Iterable[QueryStatus], this_node: str, recent: int = 100
+    registry: Iterable[QueryStatus], local: Iterable[QueryStatus], this_node: str, recent: int = 100,
+    history: Iterable[QueryStatus] = (),
 ) -> tuple[QueryStatus, ...]:
-    """One list of queries from the registry's view and this node's own.
+    """One list of queries from the registry's view, this node's own, and the history.
 
     The registry is right about a query's state (the coordinator writes it there);
     this node is right about what it serves itself, live, while a stream runs.  A
     query the registry no longer knows (its result expired) is listed as this node
-    remembers it.  Running queries come first, then at most ``recent`` others; each
-    group newest first.
+    remembers it, else as the history keeps it.  Running queries come first, then at
+    most ``recent`` others; each group newest first.
     """
-    by_id: dict[str, QueryStatus] = {q.query_id: q for q in registry}
+    by_id: dict[str, QueryStatus] = {q.query_id: q for q in history}
+    by_id.update({q.query_id: q for q in registry})
     for mine in local:
         shared = by_id.get(mine.query_id)
-        if shared is None:
+        if shared is None or shared.state == "EXPIRED":
             by_id[mine.query_id] = mine
             continue
         served = dict(shared.served)

@@ -101,6 +101,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--session-idle-timeout", "session_idle_timeout",
            "seconds a client session may go unused before it ends on every node (its settings, catalog, "
            "schema and temporary views are gone; the client's next call starts a new one)", float),
+    Option("--history-size", "history_size",
+           "queries the cluster's history keeps after their results expire (status page, /api/status); "
+           "the oldest go first", int),
+    Option("--history-age", "history_age", "seconds the history keeps a query", float),
     Option("--demo", "demo", "create the demo.trips table (100,000 rows) at start", switch=True),
     Option("--http-port", "http_port",
            "port of the HTTP status page (/) and Prometheus metrics (/metrics); 0: any; unset: no HTTP server",

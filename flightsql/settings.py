@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
+    from flightmanager.history import Retention
     from flightmanager.admission import Limits
 
 ENV_PREFIX = "FLIGHTSQL_"
@@ -65,12 +66,20 @@ class Settings:
     max_queued: int = 100
     queue_wait: float = 60.0
     session_idle_timeout: float = 3600.0
+    history_size: int = 1000
+    history_age: float = 7 * 24 * 3600.0
 
     def limits(self) -> "Limits":
         """The node's admission limits (see flightmanager.admission)."""
         from flightmanager.admission import Limits
 
         return Limits(self.max_running, self.max_running_per_user, self.max_queued, self.queue_wait)
+
+    def retention(self) -> "Retention":
+        """How much query history the cluster keeps (see flightmanager.history)."""
+        from flightmanager.history import Retention
+
+        return Retention(self.history_size, self.history_age)
 
     @property
     def public_host(self) -> str:
@@ -114,6 +123,7 @@ class Settings:
 
             Policy.load(self.policy_file)  # a malformed policy too, with the file and policy named
         self.limits().check()
+        self.retention().check()
         _one_of("execution-mode", self.execution_mode, EXECUTION_MODES)
         _one_of("log-format", self.log_format, LOG_FORMATS)
         _one_of("log-level", self.log_level.upper(), LOG_LEVELS)
@@ -140,6 +150,8 @@ FILE_KEYS: dict[str, str] = {
     "demo": "spark.flight.demo",
     "execution_mode": "spark.flight.executionMode",
     "session_idle_timeout": "spark.flight.session.idleTimeout",
+    "history_size": "spark.flight.history.size",
+    "history_age": "spark.flight.history.age",
     "zookeeper": "spark.flight.manager.zookeeper.url",
     "metastore": "spark.hive.metastore.uris",
     "log_level": "spark.flight.log.level",

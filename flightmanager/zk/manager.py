@@ -21,6 +21,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError
 
 from flightmanager.admission import Limits
+from flightmanager.history import Retention
+from flightmanager.zk.history import ZooKeeperHistory
 from flightmanager.manager import Node, SparkFlightManager, SpoolSettings
 from flightmanager.peers import Keepalive
 from flightmanager.zk.credential import Credential
@@ -76,9 +78,10 @@ def zookeeper_manager(
     paths: Paths,
     keepalive: Keepalive = Keepalive(),
     limits: Limits = Limits(),
+    retention: Retention = Retention(),
 ) -> SparkFlightManager:
-    """A manager whose queries and members are kept in ZooKeeper, shared by every node."""
+    """A manager whose queries, members and history are kept in ZooKeeper, shared by every node."""
     return SparkFlightManager(
         spark, node, push_key, settings, QueryRegistry(client, paths), Membership(client, paths, node), keepalive,
-        limits,
+        limits, ZooKeeperHistory(client, paths, retention),
     )

@@ -17,6 +17,8 @@ Layout under a root (default ``/flightsql``)::
     <root>/sessions/<key>                         a client session's recorded state (SessionState as
                                                   JSON; key: a digest of user and session id); its
                                                   modification time is the session's last use
+    <root>/history/q-<sequence>                   a query's last status, kept after its result expired
+                                                  (bounded in count and age, oldest deleted first)
     <root>/writes/<key>/<lock>                    kazoo lock recipe: the write into a table running
                                                   now, and those waiting (key: a digest of the table's
                                                   qualified name)
@@ -68,6 +70,13 @@ class Paths:
 
     def session(self, key: str) -> str:
         return self._join("sessions", key)
+
+    @property
+    def history(self) -> str:
+        return self._join("history")
+
+    def history_entry(self, name: str) -> str:
+        return self._join("history", name)
 
     def writes(self, key: str) -> str:
         return self._join("writes", key)

@@ -180,6 +180,7 @@ class FlightSqlNode:
             self.zk,
             paths,
             limits=settings.limits(),
+            retention=settings.retention(),
         )
         holder["manager"] = self.manager
         self.manager.warm_up()

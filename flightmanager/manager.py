@@ -80,6 +80,8 @@ class SparkFlightManager:
         #: the cluster's queries, and the results this node holds alone (a command's output)
         self.registry: Registry = registry if registry is not None else MemoryRegistry()
         self._own = MemoryRegistry()
+        #: how often this node's Spark driver died and the node started again (status page)
+        self.driver_restarts = 0
         #: what queries were, after their results expired
         self.history: History = history if history is not None else MemoryHistory()
         self.memory = ByteBudget("memory", settings.memory_budget)
@@ -252,7 +254,8 @@ class SparkFlightManager:
         queries = merge(self._registry_status(), local, me, self.settings.history,
                         self.history.recent(self.settings.history))
         nodes = tuple(replace(n.status(), draining=self._is_draining(n.node_id)) for n in self._live_nodes())
-        return ClusterStatus(replace(self.node.status(), draining=self.draining), now, nodes, queries)
+        me_now = replace(self.node.status(), draining=self.draining, driver_restarts=self.driver_restarts)
+        return ClusterStatus(me_now, now, nodes, queries)
 
     def _remember(self, record: QueryRecord) -> None:
         """Keep what a query was in the history, before its record goes."""
@@ -770,7 +773,7 @@ class SparkFlightManager:
         for record in sorted(expired, key=lambda r: r.created)[: max(0, len(expired) - self.settings.history)]:
             del self._records[record.query_id]
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "node stopping") -> None:
         self.membership.stop()
         self.peers.stop()
         with self._lock:
@@ -779,7 +782,7 @@ class SparkFlightManager:
         self._served_writer.shutdown(wait=False, cancel_futures=True)
         self._jobs.shutdown(wait=False, cancel_futures=True)
         for record in list(self._records.values()):
-            self._feed(record, lifecycle.Expire("closed: node stopping"))
+            self._feed(record, lifecycle.Expire(f"closed: {reason}"))
         self._events.shutdown(wait=False, cancel_futures=True)
 
 

@@ -50,4 +50,7 @@ MEMORY_BUDGET = Gauge("flightsql_spool_memory_budget_bytes", "Result bytes a nod
 DISK_BUDGET = Gauge("flightsql_spool_disk_budget_bytes", "Spilled bytes a node holds before queries fail", ["node"])
 
 # -- cluster ---------------------------------------------------------------------------
+DRIVER_RESTARTS = Counter(
+    "flightsql_driver_restarts", "Times this node's Spark driver died and the node started again", ["node"]
+)
 LIVE_NODES = Gauge("flightsql_cluster_live_nodes", "Live nodes of the cluster, as this node sees them", ["node"])

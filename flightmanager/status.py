@@ -107,10 +107,12 @@ class NodeStatus:
     status_uri: str | None = None
     #: taking no new work, leaving once what it holds has been read
     draining: bool = False
+    #: times the node's Spark driver died and the node started again (known for this node only)
+    driver_restarts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"node_id": self.node_id, "public_uri": self.public_uri, "host": self.host,
-                "status_uri": self.status_uri, "draining": self.draining}
+                "status_uri": self.status_uri, "draining": self.draining, "driver_restarts": self.driver_restarts}
 
 
 @dataclass(frozen=True)

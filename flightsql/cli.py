@@ -90,7 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"flightsql serve: {exc}", file=sys.stderr)
         return 2
-    from flightsql.server.node import FlightSqlNode
+    from flightsql.server.node import FlightSqlNode, restart_after_driver_death
 
     from flightsql.signals import StopSignals
 
@@ -109,7 +109,11 @@ def _serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     signals.install()  # again: starting Spark replaces the SIGINT handler with its own
-    if signals.wait() == signal.SIGTERM and settings.drain_timeout > 0:
+    while (received := signals.wait(1.0)) is None:
+        if not node.driver_alive():
+            node = restart_after_driver_death(node)
+            signals.install()
+    if received == signal.SIGTERM and settings.drain_timeout > 0:
         _drain(node, signals, settings.drain_timeout)
     node.stop()
     return 0

@@ -6,9 +6,10 @@ import logging
 import os
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from flightmanager import metrics
 from flightmanager.flight.service import bind_server, check_free, serve
 from flightmanager.internal import InternalFlightService
 from flightmanager.records import Node, SpoolSettings
@@ -93,6 +94,8 @@ def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
 @dataclass
 class FlightSqlNode:
     settings: Settings
+    #: times this node's Spark driver died before and the node was started again
+    restarts: int = 0
 
     def start(self) -> "FlightSqlNode":
         """Start every part; if one fails, stop those already started (no JVM is left
@@ -183,6 +186,7 @@ class FlightSqlNode:
             retention=settings.retention(),
         )
         holder["manager"] = self.manager
+        self.manager.driver_restarts = self.restarts
         self.manager.warm_up()
         if settings.demo:
             from flightsql.demo import create_demo_tables
@@ -199,6 +203,7 @@ class FlightSqlNode:
         )
         serve(self.public_server, self.service)
         self.port = port
+        self.internal_port = internal_port
         self.node = node
         if node.status_uri:
             log.info("status page at %s (metrics at %smetrics)", node.status_uri, node.status_uri)
@@ -217,21 +222,28 @@ class FlightSqlNode:
             return zk_credential.load(path)
         return zk_credential.load_or_create(work / "zookeeper.credential")  # settings.check: embedded only
 
+    def driver_alive(self) -> bool:
+        """Whether the JVM of this node's Spark driver still runs."""
+        gateway = getattr(self.spark.sparkContext, "_gateway", None)
+        process = getattr(gateway, "proc", None)
+        return process is None or process.poll() is None
+
     def drain(self, timeout: float) -> bool:
         """Take no new work (new queries are UNAVAILABLE here and get no part elsewhere), and
         wait until the results this node holds have been read; see ``--drain-timeout``."""
         return self.manager.drain(timeout)
 
-    def stop(self, quiet: bool = False) -> None:
+    def stop(self, quiet: bool = False, reason: str = "node stopping") -> None:
         """Stop every part that was started; a part that is already gone (the JVM signalled
-        with our process group, say) does not keep the others from stopping."""
+        with our process group, say) does not keep the others from stopping.  ``reason``
+        is what the readers of results this node held are told."""
         if not quiet:
             log.info("stopping")
         part = self.__dict__.get
         steps = [
             ("status page", lambda server: server.stop(), part("status_server")),
+            ("results", lambda manager: manager.stop(reason), part("manager")),
             ("public server", lambda server: server.stop(grace=2).wait(), part("public_server")),
-            ("results", lambda manager: manager.stop(), part("manager")),
             ("sessions", lambda sessions: sessions.stop(), part("sessions")),
             ("internal server", lambda server: server.stop(grace=0).wait(), part("internal_server")),
             ("ZooKeeper client", lambda zk: (zk.stop(), zk.close()), part("zk")),
@@ -247,6 +259,36 @@ class FlightSqlNode:
                 log.warning("stopping %s: %s: %s", name, type(exc).__name__, exc)
         if not quiet:
             log.info("stopped")
+
+
+def restart_after_driver_death(node: FlightSqlNode) -> FlightSqlNode:
+    """The node's Spark driver died: fail what the node held with that reason, leave the
+    cluster, and start every part again (a new Spark driver; client sessions come back
+    from their records on their next call).  Returns the new node."""
+    restarts = node.restarts + 1
+    reason = f"the Spark driver of node {node.node.node_id} died; the node is starting again"
+    log.error("%s (restart %d)", reason, restarts)
+    node.stop(quiet=True, reason=reason)
+    forget_spark()
+    # the same ports (asked for as 0 or not): clients and the cluster know the node by them
+    same_ports = replace(node.settings, port=node.port, internal_port=node.internal_port,
+                         http_port=node.status_server.port if node.status_server else None)
+    started = FlightSqlNode(same_ports, restarts).start()
+    metrics.DRIVER_RESTARTS.labels(started.node.node_id).inc()
+    log.info("serving again after the Spark driver died (restart %d)", restarts)
+    return started
+
+
+def forget_spark() -> None:
+    """Forget PySpark's dead gateway and sessions, so that the next builder starts a JVM."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    SparkContext._gateway = None  # type: ignore[assignment]
+    SparkContext._jvm = None  # type: ignore[assignment]
+    SparkContext._active_spark_context = None  # type: ignore[assignment]
+    SparkSession._instantiatedSession = None
+    SparkSession._activeSession = None
 
 
 def _private_directory(path: Path) -> None:

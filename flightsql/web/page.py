@@ -124,6 +124,9 @@ def _nodes(status: ClusterStatus) -> str:
         this = ' <span class="muted">(this node)</span>' if node.node_id == status.node.node_id else ""
         if node.draining:
             this += ' <span class="state state-CANCELLED">draining</span>'
+        if node.node_id == status.node.node_id and status.node.driver_restarts:
+            times = status.node.driver_restarts
+            this += f' <span class="state state-FAILED">Spark driver restarted {times} time{"s" if times > 1 else ""}</span>'
         rows.append(
             "<tr>"
             f"<td><code>{_e(node.node_id)}</code>{this}</td>"

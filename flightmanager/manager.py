@@ -250,12 +250,21 @@ class SparkFlightManager:
         """Live nodes, and running and recent queries as this node sees the cluster."""
         now = time.time()
         me = self.node.node_id
-        local = [record.status(me) for record in list(self._records.values()) if not record.internal]
+        local = [self._with_progress(record.status(me), record)
+                 for record in list(self._records.values()) if not record.internal]
         queries = merge(self._registry_status(), local, me, self.settings.history,
                         self.history.recent(self.settings.history))
         nodes = tuple(replace(n.status(), draining=self._is_draining(n.node_id)) for n in self._live_nodes())
         me_now = replace(self.node.status(), draining=self.draining, driver_restarts=self.driver_restarts)
         return ClusterStatus(me_now, now, nodes, queries)
+
+    def _with_progress(self, status: QueryStatus, record: QueryRecord) -> QueryStatus:
+        if not status.running or not record.life.coordinating:
+            return status
+        try:
+            return replace(status, progress=self._progress(record).to_dict())
+        except Exception:  # noqa: BLE001 - ended meanwhile: listed without progress
+            return status
 
     def _remember(self, record: QueryRecord) -> None:
         """Keep what a query was in the history, before its record goes."""
@@ -608,8 +617,10 @@ class SparkFlightManager:
 
     def progress(self, query_id: str, user: str) -> Progress:
         """How far ``query_id`` has come; raises its error if it failed or was cancelled."""
-        record = self.record(query_id, user)
-        state = record.state
+        return self._progress(self.record(query_id, user))
+
+    def _progress(self, record: QueryRecord) -> Progress:
+        query_id, state = record.query_id, record.state
         if state is QueryState.EXPIRED:
             raise ResultNotFound(f"result {query_id} expired")
         if record.error is not None:

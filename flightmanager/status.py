@@ -58,6 +58,8 @@ class QueryStatus:
     served: Mapping[str, Served] = field(default_factory=dict)
     #: for an EXPIRED result: the state it had before (FINISHED, FAILED, CANCELLED)
     outcome: str | None = None
+    #: a running query's progress as its coordinator knows it (Progress.to_dict)
+    progress: Mapping[str, Any] | None = None
 
     @property
     def running(self) -> bool:
@@ -81,6 +83,7 @@ class QueryStatus:
             "served": {node: served.to_dict() for node, served in sorted(self.served.items())},
             "rows_served": sum(s.rows for s in self.served.values()),
             "bytes_served": sum(s.bytes for s in self.served.values()),
+            "progress": None if self.progress is None else dict(self.progress),
         }
 
 
@@ -165,7 +168,8 @@ def merge(
         if this_node in mine.served:
             served[this_node] = mine.served[this_node]
         by_id[mine.query_id] = replace(
-            shared, served=served, finished=shared.finished if shared.finished is not None else mine.finished
+            shared, served=served, finished=shared.finished if shared.finished is not None else mine.finished,
+            progress=mine.progress if shared.running else None,
         )
     ordered = sorted(by_id.values(), key=lambda q: q.created, reverse=True)
     running = [q for q in ordered if q.running]

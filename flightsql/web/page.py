@@ -158,6 +158,12 @@ def _state(query: QueryStatus) -> str:
     badge = f'<span class="state state-{_e(query.state)}">{_e(query.state)}</span>'
     if query.outcome and query.outcome != query.state:
         badge += f'<br><span class="muted">was {_e(query.outcome)}</span>'
+    progress = query.progress or {}
+    if progress.get("queue_position") is not None:
+        badge += f'<br><span class="muted">waiting for a slot: #{int(progress["queue_position"])}</span>'
+    elif progress.get("tasks_total"):
+        done, total = int(progress.get("tasks_done", 0)), int(progress["tasks_total"])
+        badge += f'<br><span class="muted">{round(100 * done / total)}%: {done} of {total} tasks</span>'
     return badge
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from flightmanager.flight import Flight_pb2 as pb
 from flightsql.protocol import commands as cmd
+from tests.integration.test_status_page import WatchedNode, _status_url
 from tests.integration.conftest import (
     OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, flight_client, start_node, stop_node,
 )
@@ -39,6 +40,7 @@ def busy_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]
     running = start_node(
         work, "--users", str(users), "--max-running", "1", "--max-running-per-user", "1", "--max-queued", "2",
         "--queue-wait", str(WAIT), "--conf", "spark.driver.memory=768m",
+        "--http-port", "0", "--log-format", "json", "--status-open",
     )
     yield running
     assert stop_node(running) == 0, running.log()[-3000:]
@@ -150,6 +152,9 @@ def test_polling_a_query_shows_its_place_in_the_queue_then_its_progress_to_compl
         assert state == {"state": "PENDING", "fraction": 0.0, "queue_position": 1}
         assert waiting.progress == 0.0 and waiting.HasField("flight_descriptor")
         assert len(waiting.info.endpoint) == 1  # readers may start at once
+        listed = WatchedNode(busy_node, _status_url(busy_node), authorization=None).query(sql)
+        assert listed is not None and listed["state"] == "PENDING"
+        assert listed["progress"]["queue_position"] == 1  # the status page tells the same
     finally:
         assert _cancel(alice, alice_options, blocker) == pb.CANCEL_STATUS_CANCELLED
     seen = [waiting]

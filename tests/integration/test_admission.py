@@ -19,7 +19,7 @@ from flightmanager.flight import Flight_pb2 as pb
 from flightsql.protocol import commands as cmd
 from tests.integration.test_status_page import WatchedNode, _status_url
 from tests.integration.conftest import (
-    OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, flight_client, start_node, stop_node,
+    OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, flight_client, start_node, stop_node,
 )
 
 pytestmark = pytest.mark.integration
@@ -180,3 +180,24 @@ def test_polling_a_failed_query_gives_its_error(busy_node: RunningNode) -> None:
         again = _poll(busy_node, command)
         while again.HasField("flight_descriptor"):
             again = _poll(busy_node, again.flight_descriptor)
+
+
+def test_adbc_incremental_execution_polls_a_query_to_its_whole_result(busy_node: RunningNode) -> None:
+    """ADBC's incremental execution is PollFlightInfo: the first call submits the query and
+    hands over its endpoints at once (readers may start); the next call polls until the
+    result is whole and then returns no partition, which ends the execution."""
+    from adbc_driver_manager import StatementOptions
+
+    sql = "SELECT k, count(*) AS n FROM (SELECT id % 10 AS k FROM range(0, 3000000, 1, 8)) GROUP BY k"
+    with connect(busy_node) as conn, conn.cursor() as cur:
+        cur.adbc_statement.set_options(**{StatementOptions.INCREMENTAL.value: "true"})
+        partitions, schema = cur.adbc_execute_partitions(sql)
+        assert partitions and schema is not None and schema.names == ["k", "n"]
+        assert 0.0 <= cur.adbc_statement.get_option_float(StatementOptions.PROGRESS.value) < 1.0
+        more, _, _ = cur.adbc_statement.execute_partitions()
+        assert more == []  # complete: nothing new, the execution is over
+        rows = []
+        for partition in partitions:
+            cur.adbc_read_partition(partition)
+            rows.extend(cur.fetchall())
+    assert sorted(rows) == [(k, 300000) for k in range(10)]

@@ -40,6 +40,9 @@ def driver_table(df: "DataFrame", limit: int, schema: pa.Schema) -> pa.Table | N
     Spark task; None where that is not possible."""
     if not _convertible(schema):
         return None
+    constants = _constants(df, schema) if limit > 0 else None
+    if constants is not None:
+        return constants
     local = df if _scans_locally(df, limit) else _over_local_relation(df)
     if local is None or not _scans_locally(local, limit):
         return None
@@ -53,6 +56,40 @@ def driver_table(df: "DataFrame", limit: int, schema: pa.Schema) -> pa.Table | N
         log.debug("driver rows not converted (%s): a job makes them", exc)
         return None
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+#: literal types whose JVM value py4j hands over as the Python value itself
+_PLAIN_LITERALS = {"integer", "long", "short", "byte", "double", "float", "boolean"}
+
+
+def _constants(df: "DataFrame", schema: pa.Schema) -> pa.Table | None:
+    """The one row of a projection of plain literals over the one-row relation (``SELECT
+    1, 'x', NULL``), read straight from the optimized plan: no DataFrame is planned."""
+    plan = df._jdf.queryExecution().optimizedPlan()
+    if plan.getClass().getSimpleName() != "Project" or plan.child().getClass().getSimpleName() != "OneRowRelation":
+        return None
+    values: list[Any] = []
+    expressions = plan.projectList().iterator()
+    while expressions.hasNext():
+        expression = expressions.next()
+        literal = expression.child() if expression.getClass().getSimpleName() == "Alias" else None
+        if literal is None or literal.getClass().getSimpleName() != "Literal":
+            return None
+        value, kind = literal.value(), str(literal.dataType().typeName())
+        if value is None:
+            values.append(None)
+        elif kind in _PLAIN_LITERALS:
+            values.append(value)
+        elif kind == "string":
+            values.append(str(value.toString()))
+        else:
+            return None  # dates, decimals, binary ...: made by the general path
+    if len(values) != len(schema):
+        return None
+    try:
+        return pa.Table.from_arrays([pa.array([v], type=f.type) for v, f in zip(values, schema)], schema=schema)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
 
 
 def _scans_locally(df: "DataFrame", limit: int) -> bool:

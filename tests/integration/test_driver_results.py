@@ -13,6 +13,8 @@ pytestmark = pytest.mark.integration
 
 WITHOUT_A_TASK = [
     "SELECT 1",
+    "SELECT 2L AS b, 1.5D AS c, CAST(2.5 AS FLOAT) AS f, true AS t, 'é' AS s, NULL AS n, CAST(1 AS TINYINT) AS y,"
+    " CAST(-2 AS SMALLINT) AS z, CAST(NULL AS STRING) AS ns",
     "SELECT 1 AS `we``ird`, 'x' AS b, NULL AS n, CAST(NULL AS INT) AS i, 2.50BD AS d, X'00FF' AS raw",
     "SELECT * FROM VALUES (1, 'x', DATE'2020-01-01', TIMESTAMP'2020-01-01 00:00:00', 1.5BD, array(1, 2),"
     " map('k', 1), named_struct('s', 1)), (2, NULL, NULL, NULL, NULL, NULL, NULL, named_struct('s', 2)) AS t(a, b, c, d, e, f, g, h)",

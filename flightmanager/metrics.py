@@ -50,6 +50,10 @@ MEMORY_BUDGET = Gauge("flightsql_spool_memory_budget_bytes", "Result bytes a nod
 DISK_BUDGET = Gauge("flightsql_spool_disk_budget_bytes", "Spilled bytes a node holds before queries fail", ["node"])
 
 # -- cluster ---------------------------------------------------------------------------
+RESULT_CACHE = Counter(
+    "flightsql_result_cache", "Repeated small queries: answers kept (made to keep), hits (served kept), misses",
+    ["node", "outcome"],
+)
 DRIVER_RESTARTS = Counter(
     "flightsql_driver_restarts", "Times this node's Spark driver died and the node started again", ["node"]
 )

@@ -105,6 +105,11 @@ OPTIONS: tuple[Option, ...] = (
            "queries the cluster's history keeps after their results expire (status page, /api/status); "
            "the oldest go first", int),
     Option("--history-age", "history_age", "seconds the history keeps a query", float),
+    Option("--result-cache-ttl", "result_cache_ttl",
+           "seconds a repeated small query's answer is kept (auto mode; dropped at once when a table it read "
+           "is written through the cluster; this bounds how stale it is after writes from elsewhere); 0: off",
+           float),
+    Option("--result-cache-size", "result_cache_size", "bytes of kept answers a node holds", _size),
     Option("--demo", "demo", "create the demo.trips table (100,000 rows) at start", switch=True),
     Option("--http-port", "http_port",
            "port of the HTTP status page (/) and Prometheus metrics (/metrics); 0: any; unset: no HTTP server",

@@ -28,7 +28,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EXECUTION_MODES = ("auto", "single", "distributed")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-SIZES = frozenset({"memory_budget", "disk_budget"})  # accept 512m, 2g, ...
+SIZES = frozenset({"memory_budget", "disk_budget", "result_cache_size"})  # accept 512m, 2g, ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,8 @@ class Settings:
     queue_wait: float = 60.0
     session_idle_timeout: float = 3600.0
     history_size: int = 1000
+    result_cache_ttl: float = 60.0
+    result_cache_size: int = 64 * 1024 * 1024
     history_age: float = 7 * 24 * 3600.0
 
     def limits(self) -> "Limits":
@@ -108,6 +110,8 @@ class Settings:
             raise ValueError("result-ttl and token-ttl must be > 0")
         if self.drain_timeout < 0:
             raise ValueError("drain-timeout must be >= 0")
+        if self.result_cache_ttl < 0 or self.result_cache_size < 0:
+            raise ValueError("result-cache-ttl and result-cache-size must be >= 0")
         if self.session_idle_timeout <= 0:
             raise ValueError("session-idle-timeout must be > 0")
         if self.zookeeper and self.zookeeper_credential_file is None:
@@ -151,6 +155,8 @@ FILE_KEYS: dict[str, str] = {
     "execution_mode": "spark.flight.executionMode",
     "session_idle_timeout": "spark.flight.session.idleTimeout",
     "history_size": "spark.flight.history.size",
+    "result_cache_ttl": "spark.flight.resultCache.ttl",
+    "result_cache_size": "spark.flight.resultCache.size",
     "history_age": "spark.flight.history.age",
     "zookeeper": "spark.flight.manager.zookeeper.url",
     "metastore": "spark.hive.metastore.uris",

@@ -19,6 +19,8 @@ Layout under a root (default ``/flightsql``)::
                                                   modification time is the session's last use
     <root>/history/q-<sequence>                   a query's last status, kept after its result expired
                                                   (bounded in count and age, oldest deleted first)
+    <root>/versions/<key>                         a table's version: its znode version, bumped by every
+                                                  write into it (kept answers of older versions are stale)
     <root>/writes/<key>/<lock>                    kazoo lock recipe: the write into a table running
                                                   now, and those waiting (key: a digest of the table's
                                                   qualified name)
@@ -77,6 +79,9 @@ class Paths:
 
     def history_entry(self, name: str) -> str:
         return self._join("history", name)
+
+    def table_version(self, key: str) -> str:
+        return self._join("versions", key)
 
     def writes(self, key: str) -> str:
         return self._join("writes", key)

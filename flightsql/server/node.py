@@ -27,6 +27,7 @@ from flightsql.server.service import FlightSqlService
 from flightsql.server.session_store import ZooKeeperSessionStore
 from flightsql.server.sessions import Sessions
 from flightsql.server.tickets import Handles, Tickets
+from flightsql.server.result_cache import ResultCache
 from flightsql.server.writes import TableWrites
 from flightsql.security.guard import Gate, parse_allowed
 from flightsql.security.policy import Authorizer
@@ -192,6 +193,7 @@ class FlightSqlNode:
             from flightsql.demo import create_demo_tables
 
             create_demo_tables(self.spark)
+        writes = TableWrites(self.zk, paths, holder=node.node_id)
         self.sessions = Sessions(self.spark, ZooKeeperSessionStore(self.zk, paths),
                                  settings.session_idle_timeout).start()
         self.service = FlightSqlService(
@@ -199,7 +201,8 @@ class FlightSqlNode:
             tickets=Tickets(keys.tickets), execution_mode=settings.execution_mode,
             gate=Gate(parse_allowed(settings.allow_server_access), self.authorizer.authorize),
             authorizer=self.authorizer, sessions=self.sessions, handles=Handles(keys.handles),
-            writes=TableWrites(self.zk, paths, holder=node.node_id),
+            writes=writes, results=ResultCache(writes.version, ttl=settings.result_cache_ttl,
+                                               budget=settings.result_cache_size),
         )
         serve(self.public_server, self.service)
         self.port = port

@@ -20,6 +20,7 @@ import grpc
 import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from flightmanager import metrics
 from flightmanager.flight import Flight_pb2 as pb
 from flightmanager.flight.service import FlightService, known_status
 from flightmanager.flight.wire import (
@@ -56,6 +57,7 @@ from flightsql.server.statements import (
 )
 from flightsql.server.status import spark_status
 from flightsql.server.tickets import Handles, Tickets
+from flightsql.server.result_cache import ResultCache, volatile
 from flightsql.server.writes import TableWrites
 from flightsql.security.guard import Gate
 from flightsql.security.plan import Access, PlanFacts, Privilege, TableName
@@ -109,6 +111,7 @@ class FlightSqlService(FlightService):
         sessions: Sessions | None = None,
         handles: Handles | None = None,
         writes: TableWrites | None = None,
+        results: ResultCache | None = None,
     ) -> None:
         if execution_mode not in EXECUTION_MODES:
             raise ValueError(f"execution mode must be one of {EXECUTION_MODES}, got {execution_mode!r}")
@@ -124,6 +127,7 @@ class FlightSqlService(FlightService):
         self.authorizer = authorizer or Authorizer(None)
         self.sessions = sessions if sessions is not None else Sessions(spark)
         self.writes = writes if writes is not None else TableWrites()
+        self.results = results if results is not None else ResultCache(self.writes.version, ttl=0)
         self.prepared = PreparedStatements(handles if handles is not None else Handles(secrets.token_bytes(32)))
         self._sql_info = None
         self._sql_info_lock = threading.Lock()
@@ -262,7 +266,7 @@ class FlightSqlService(FlightService):
     ) -> Submitted:
         spark = call.session.spark
         user = call.principal.user
-        df = self._judged(spark, user, statement, parameters, df)
+        df, facts = self._judge(spark, user, statement, parameters, df)
         if statement.kind is StatementKind.QUERY:
             mode = call.session.execution_mode(self.execution_mode)
             if mode == "auto" and reads_no_data(df):
@@ -273,6 +277,9 @@ class FlightSqlService(FlightService):
                     small = df.limit(AUTO_MAX_ROWS + 1).toArrow()
                 if small.num_rows <= AUTO_MAX_ROWS:
                     return self.manager.publish(schema, small.to_batches(), owner=user, sql=statement.sql)
+            kept = self._kept_answer(call, statement, df, facts) if mode == "auto" else None
+            if kept is not None:
+                return self.manager.publish(kept.schema, kept.to_batches(), owner=user, sql=statement.sql)
             ordered = is_ordered(df)
             # An ordered result is served by one node in partition order: spread over
             # nodes, each endpoint would hold interleaved ranges.
@@ -284,10 +291,52 @@ class FlightSqlService(FlightService):
         self.sessions.record(call.session)  # USE, SET and the like change the session
         return self.manager.publish(arrow_schema(df), table.to_batches(), owner=user, sql=statement.sql)
 
+    def _kept_answer(self, call: Call, statement: Statement, df: "DataFrame", facts: PlanFacts | None) -> pa.Table | None:
+        """A repeated small query's answer from the result cache, or made in the driver to be
+        kept there (its second ask); None: run it as a distributed job."""
+        cache = self.results
+        if not cache.enabled or facts is None:
+            return None
+        read = [str(a.table) for a in facts.accesses if a.privilege is Privilege.SELECT]
+        if not read or facts.reaches:
+            return None
+        execution = df._jdf.queryExecution()
+        analysed = execution.analyzed()
+        tree = str(analysed.treeString())
+        # a view's body is not in the accesses (writes into its tables would not be seen)
+        if "View (" in tree or volatile(tree) or not _catalog_tables_only(analysed) \
+                or not bool(execution.optimizedPlan().deterministic()):
+            return None
+        state = call.session.recorded
+        session = {"conf": dict(state.conf), "catalog": state.catalog, "schema": state.schema} if state else {}
+        key = cache.key(statement.sql, session, int(analysed.semanticHash()))
+        node = self.manager.node.node_id
+        kept = cache.get(key)
+        if kept is not None:
+            metrics.RESULT_CACHE.labels(node, "hit").inc()
+            return kept
+        metrics.RESULT_CACHE.labels(node, "miss").inc()
+        if not cache.should_fill(key):
+            return None
+        versions = cache.versions(read)  # before it runs: a write meanwhile makes the answer stale
+        table = df.limit(cache.max_rows + 1).toArrow()
+        if not cache.fits(table):
+            cache.too_large(key)
+            return None if table.num_rows > cache.max_rows else table
+        cache.put(key, table, versions)
+        metrics.RESULT_CACHE.labels(node, "kept").inc()
+        return table
+
     def _judged(
         self, spark: "SparkSession", user: str, statement: Statement, parameters: list[Any] | None,
         df: "DataFrame | None" = None,
     ) -> "DataFrame":
+        return self._judge(spark, user, statement, parameters, df)[0]
+
+    def _judge(
+        self, spark: "SparkSession", user: str, statement: Statement, parameters: list[Any] | None,
+        df: "DataFrame | None" = None,
+    ) -> tuple["DataFrame", PlanFacts | None]:
         """The statement's DataFrame, once the gate has judged it.
 
         The gate analyses the statement itself, with commands left unrun, before the
@@ -296,13 +345,14 @@ class FlightSqlService(FlightService):
         DataFrame made earlier (a prepared statement's, made after its own judgement) is
         judged on its plan."""
         if df is not None:
-            self.gate.check(spark, user, statement.sql, statement.parameter_count, df._jdf.queryExecution().analyzed())
-            return df
+            facts = self.gate.check(spark, user, statement.sql, statement.parameter_count,
+                                    df._jdf.queryExecution().analyzed())
+            return df, facts
         facts = self.gate.check(spark, user, statement.sql, statement.parameter_count)
         if statement.kind is StatementKind.QUERY:
-            return dataframe(spark, statement, parameters)
+            return dataframe(spark, statement, parameters), (facts if not parameters else None)
         with self.writes.hold(_written(facts)):  # a command runs as its DataFrame is made
-            return dataframe(spark, statement, parameters)
+            return dataframe(spark, statement, parameters), facts
 
     def _flight_info(self, descriptor: pb.FlightDescriptor, submitted: Submitted, user: str) -> pb.FlightInfo:
         endpoints = []
@@ -575,6 +625,20 @@ def _command(descriptor: pb.FlightDescriptor) -> Any:
     if descriptor.type != pb.FlightDescriptor.CMD:
         raise InvalidArgument("only command descriptors (CMD) are supported, not paths")
     return cmd.decode_command(descriptor.cmd)
+
+
+def _catalog_tables_only(plan: Any) -> bool:
+    """Whether every relation the plan reads is a catalog table (not files named by path)."""
+    leaves = plan.collectLeaves().iterator()
+    while leaves.hasNext():
+        leaf = leaves.next()
+        name = leaf.getClass().getSimpleName()
+        if name == "LogicalRelation":
+            if not leaf.catalogTable().isDefined():
+                return False
+        elif name not in ("HiveTableRelation", "OneRowRelation", "LocalRelation"):
+            return False
+    return True
 
 
 def _written(facts: PlanFacts) -> list[str]:

@@ -7,6 +7,9 @@ one fails with the other's files half committed.  So every write into a table ho
 table's lock (a ZooKeeper lock on a node, so that it holds for the cluster) while Spark
 runs it; other writes into the table wait their turn, up to a limit, and then fail with
 ABORTED, the table named.  Writes into different tables run at once.
+
+Each write also bumps its tables' versions (ZooKeeper znode versions on a node), whatever
+its outcome: answers kept from before it are stale (:mod:`flightsql.server.result_cache`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class TableWrites:
                  wait: float = DEFAULT_WAIT, holder: str = "") -> None:
         self._client, self._paths, self.wait, self._holder = client, paths, wait, holder
         self._local: dict[str, threading.Lock] = {}
+        self._versions: dict[str, int] = {}
         self._guard = threading.Lock()
 
     def _lock(self, table: str) -> _Lock:
@@ -56,12 +60,39 @@ class TableWrites:
         with self._guard:
             return self._local.setdefault(key, threading.Lock())
 
+    def version(self, table: str) -> int:
+        """How many writes into ``table`` the cluster has seen (-1: none yet)."""
+        key = table_key(table)
+        if self._client is not None and self._paths is not None:
+            stat = self._client.retry(self._client.exists, self._paths.table_version(key))
+            return -1 if stat is None else int(stat.version)
+        with self._guard:
+            return self._versions.get(key, -1)
+
+    def _bump(self, table: str) -> None:
+        key = table_key(table)
+        if self._client is not None and self._paths is not None:
+            from kazoo.exceptions import NodeExistsError, NoNodeError
+
+            path = self._paths.table_version(key)
+            try:
+                self._client.retry(self._client.set, path, b"")
+            except NoNodeError:
+                try:
+                    self._client.retry(self._client.create, path, b"", makepath=True)
+                except NodeExistsError:
+                    self._client.retry(self._client.set, path, b"")
+            return
+        with self._guard:
+            self._versions[key] = self._versions.get(key, -1) + 1
+
     @contextmanager
     def hold(self, tables: Iterable[str]) -> Iterator[None]:
         """Hold the locks of ``tables`` (fully qualified names) in one order, so that two
         writes into the same two tables never wait for each other."""
         with ExitStack() as held:
-            for table in sorted({t.lower() for t in tables}):
+            names = sorted({t.lower() for t in tables})
+            for table in names:
                 lock = self._lock(table)
                 started = time.monotonic()
                 if not lock.acquire(timeout=self.wait):
@@ -73,4 +104,8 @@ class TableWrites:
                 waited = time.monotonic() - started
                 if waited > 1:
                     log.info("write into %s waited %.1f s for another write into it", table, waited)
-            yield
+            try:
+                yield
+            finally:
+                for table in names:  # before the locks go: no reader sees the new data with the old version
+                    self._bump(table)

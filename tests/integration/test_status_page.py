@@ -351,3 +351,41 @@ def test_an_asked_for_spark_ui_listens_on_the_host_and_names_no_sql(open_node: W
     code, jobs = _spark_ui(ui[0], f"/api/v1/applications/{app['id']}/jobs")
     assert code == 200 and "flightsql query" in jobs
     assert "alert(1)" not in jobs and "range(0, 1000" not in jobs and USER not in jobs
+
+
+def test_a_repeated_small_query_is_answered_from_kept_answers_until_its_table_changes(
+    nodes: list[WatchedNode],
+) -> None:
+    """The second ask of a small deterministic query keeps its answer; later asks get it
+    without Spark; a write into its table, on any node, drops it."""
+    first, second = nodes
+    label = (("node", first.node_id),)
+
+    def counted(outcome: str) -> float:
+        return first.metrics().get(("flightsql_result_cache_total", (*label, ("outcome", outcome))), 0.0)
+
+    def ask(node: WatchedNode, sql: str) -> list[tuple]:  # type: ignore[type-arg]
+        with connect(node.node) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            return [tuple(r) for r in cur.fetchall()]
+
+    for node in nodes:  # these nodes keep their own metastores: a table of that name on each
+        ask(node, "CREATE TABLE kept_t USING parquet AS SELECT id AS x FROM range(0, 100, 1, 2)")
+    sql = "SELECT count(*), sum(x) FROM kept_t"
+    kept, hits = counted("kept"), counted("hit")
+    assert [ask(first, sql) for _ in range(4)] == [[(100, 4950)]] * 4
+    assert counted("kept") == kept + 1 and counted("hit") == hits + 2
+
+    ask(first, "INSERT INTO kept_t VALUES (1000)")  # a write through the cluster: the answer is stale
+    assert ask(first, sql) == [(101, 5950)]
+    assert counted("hit") == hits + 2
+
+    ask(first, sql)  # kept again (the second ask since the write)
+    hits = counted("hit")
+    ask(second, "INSERT INTO kept_t VALUES (1)")  # a write into a table of that name on the other node
+    assert ask(first, sql) == [(101, 5950)] and counted("hit") == hits  # dropped: versions are the cluster's
+
+    volatile = "SELECT count(*) FROM kept_t WHERE rand() < 2"
+    kept = counted("kept")
+    assert [ask(first, volatile) for _ in range(3)] == [[(101,)]] * 3
+    assert counted("kept") == kept  # never kept

@@ -128,29 +128,52 @@ def _guard_stream(service: FlightService, fn: Callable[..., Iterable[Any]]) -> C
     return handler
 
 
+class MalformedRequest(Exception):
+    """A request that is not the protobuf message its RPC takes."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _parse(message_cls: Any, raw: bytes) -> Any:
+    """Requests are parsed in the handler, not by grpcio: grpcio answers a message it
+    cannot parse INTERNAL and logs a traceback for each one."""
+    try:
+        return message_cls.FromString(raw)
+    except Exception:  # noqa: BLE001 - DecodeError, or a RuntimeWarning-turned-error of the C parser
+        raise MalformedRequest(f"the request is not a valid {message_cls.DESCRIPTOR.name} message") from None
+
+
+def _unary(message_cls: Any, fn: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[[bytes, grpc.ServicerContext], Any]:
+    return lambda raw, context: fn(_parse(message_cls, raw), context)
+
+
+def _streamed(message_cls: Any, fn: Callable[[Iterator[Any], grpc.ServicerContext], Any]) -> Callable[..., Any]:
+    return lambda requests, context: fn((_parse(message_cls, raw) for raw in requests), context)
+
+
 def _handlers(service: FlightService) -> grpc.GenericRpcHandler:
     s = service
     methods = {
         "Handshake": grpc.stream_stream_rpc_method_handler(
-            _guard_stream(s, s.handshake), pb.HandshakeRequest.FromString, _serialize),
+            _guard_stream(s, _streamed(pb.HandshakeRequest, s.handshake)), _identity, _serialize),
         "ListFlights": grpc.unary_stream_rpc_method_handler(
-            _guard_stream(s, s.list_flights), pb.Criteria.FromString, _serialize),
+            _guard_stream(s, _unary(pb.Criteria, s.list_flights)), _identity, _serialize),
         "GetFlightInfo": grpc.unary_unary_rpc_method_handler(
-            _guard_unary(s, s.get_flight_info), pb.FlightDescriptor.FromString, _serialize),
+            _guard_unary(s, _unary(pb.FlightDescriptor, s.get_flight_info)), _identity, _serialize),
         "PollFlightInfo": grpc.unary_unary_rpc_method_handler(
-            _guard_unary(s, s.poll_flight_info), pb.FlightDescriptor.FromString, _serialize),
+            _guard_unary(s, _unary(pb.FlightDescriptor, s.poll_flight_info)), _identity, _serialize),
         "GetSchema": grpc.unary_unary_rpc_method_handler(
-            _guard_unary(s, s.get_schema), pb.FlightDescriptor.FromString, _serialize),
+            _guard_unary(s, _unary(pb.FlightDescriptor, s.get_schema)), _identity, _serialize),
         "DoGet": grpc.unary_stream_rpc_method_handler(
-            _guard_stream(s, s.do_get), pb.Ticket.FromString, _serialize),
+            _guard_stream(s, _unary(pb.Ticket, s.do_get)), _identity, _serialize),
         "DoPut": grpc.stream_stream_rpc_method_handler(
             _guard_stream(s, s.do_put), _identity, _serialize),
         "DoExchange": grpc.stream_stream_rpc_method_handler(
             _guard_stream(s, s.do_exchange), _identity, _serialize),
         "DoAction": grpc.unary_stream_rpc_method_handler(
-            _guard_stream(s, s.do_action), pb.Action.FromString, _serialize),
+            _guard_stream(s, _unary(pb.Action, s.do_action)), _identity, _serialize),
         "ListActions": grpc.unary_stream_rpc_method_handler(
-            _guard_stream(s, s.list_actions), pb.Empty.FromString, _serialize),
+            _guard_stream(s, _unary(pb.Empty, s.list_actions)), _identity, _serialize),
     }
     return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
 

@@ -47,7 +47,7 @@ EXECUTION_MODE_OPTION = "execution_mode"
 SCHEMA_OPTIONS = ("schema", "db_schema")
 #: sessions a node keeps in memory at most; past it the least recently used is let go
 #: (its recorded state comes back on its next call, its temporary views do not)
-MAX_LOCAL_SESSIONS = 10_000
+MAX_LOCAL_SESSIONS = 2_000
 DEFAULT_IDLE_TIMEOUT = 3600.0
 
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")

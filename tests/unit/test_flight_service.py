@@ -328,3 +328,27 @@ def test_status_of_uses_the_mapper_only_when_it_answers() -> None:
 
     assert status_of(KeyError("x"), mapper) == (grpc.StatusCode.ABORTED, "mapped")
     assert status_of(ResultNotFound("gone"), mapper) == (grpc.StatusCode.NOT_FOUND, "gone")
+
+
+# -- malformed requests ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("garbage", [b"\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f", b"\x12\x05ab"],
+                         ids=["bad tag", "length past the end", "truncated field"])
+def test_a_request_that_is_not_its_message_is_invalid_argument_without_a_traceback(
+    channel, caplog: pytest.LogCaptureFixture, garbage: bytes,  # type: ignore[no-untyped-def]
+) -> None:
+    chan, _ = channel
+    caplog.set_level(logging.DEBUG)
+    calls = [
+        lambda: chan.unary_unary(_method("GetFlightInfo"), _identity, _identity)(garbage, timeout=TIMEOUT),
+        lambda: list(chan.unary_stream(_method("DoAction"), _identity, _identity)(garbage, timeout=TIMEOUT)),
+        lambda: list(chan.unary_stream(_method("DoGet"), _identity, _identity)(garbage, timeout=TIMEOUT)),
+    ]
+    for call in calls:
+        error = _rpc_error(call)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+        assert "is not a valid" in error.details()
+        _assert_no_traceback(error.details())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert _do_action(chan, b"fine") == [b"ok:fine", b"done"]  # and the service keeps serving

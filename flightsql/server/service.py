@@ -279,7 +279,8 @@ class FlightSqlService(FlightService):
                     return self.manager.publish(schema, small.to_batches(), owner=user, sql=statement.sql)
             kept = self._kept_answer(call, statement, df, facts) if mode == "auto" else None
             if kept is not None:
-                return self.manager.publish(kept.schema, kept.to_batches(), owner=user, sql=statement.sql)
+                # in the statement's own schema (Spark's toArrow labels instants UTC)
+                return self.manager.publish(arrow_schema(df), kept.to_batches(), owner=user, sql=statement.sql)
             ordered = is_ordered(df)
             # An ordered result is served by one node in partition order: spread over
             # nodes, each endpoint would hold interleaved ranges.

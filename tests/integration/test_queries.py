@@ -90,6 +90,15 @@ def test_timestamps_carry_the_session_time_zone(conn) -> None:  # type: ignore[n
     assert table.column("ts").cast(pa.int64())[0].as_py() == 1704128400 * 1_000_000
 
 
+def test_a_kept_answer_is_the_same_answer_in_the_session_time_zone(conn) -> None:  # type: ignore[no-untyped-def]
+    """The second ask of a small query is made in the driver and kept, the third served
+    kept: all three are the first one, schema (time zone) included."""
+    sql = "SELECT trip_id, CAST(trip_date AS TIMESTAMP) AS ts, fare FROM demo.trips WHERE trip_id < 5"
+    first, second, third = (_fetch(conn, sql).sort_by("trip_id") for _ in range(3))
+    assert first.schema.field("ts").type == pa.timestamp("us", tz="America/New_York")
+    assert second.equals(first) and third.equals(first)
+
+
 def test_large_result_streams_completely(conn) -> None:  # type: ignore[no-untyped-def]
     with conn.cursor() as cur:
         cur.execute("SELECT id, id * 2 AS doubled, CAST(id AS STRING) AS label FROM range(2000000)")

@@ -110,6 +110,9 @@ OPTIONS: tuple[Option, ...] = (
            "is written through the cluster; this bounds how stale it is after writes from elsewhere); 0: off",
            float),
     Option("--result-cache-size", "result_cache_size", "bytes of kept answers a node holds", _size),
+    Option("--max-message-size", "max_message_size",
+           "largest message a client may send to the public server (an uploaded batch, a statement); a larger "
+           "one is refused with RESOURCE_EXHAUSTED as it arrives, before authentication", _size),
     Option("--demo", "demo", "create the demo.trips table (100,000 rows) at start", switch=True),
     Option("--http-port", "http_port",
            "port of the HTTP status page (/) and Prometheus metrics (/metrics); 0: any; unset: no HTTP server",

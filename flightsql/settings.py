@@ -28,7 +28,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EXECUTION_MODES = ("auto", "single", "distributed")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-SIZES = frozenset({"memory_budget", "disk_budget", "result_cache_size"})  # accept 512m, 2g, ...
+SIZES = frozenset({"memory_budget", "disk_budget", "result_cache_size", "max_message_size"})  # accept 512m, 2g, ...
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class Settings:
     history_size: int = 1000
     result_cache_ttl: float = 60.0
     result_cache_size: int = 64 * 1024 * 1024
+    max_message_size: int = 64 * 1024 * 1024
     history_age: float = 7 * 24 * 3600.0
 
     def limits(self) -> "Limits":
@@ -110,6 +111,8 @@ class Settings:
             raise ValueError("result-ttl and token-ttl must be > 0")
         if self.drain_timeout < 0:
             raise ValueError("drain-timeout must be >= 0")
+        if self.max_message_size < 1024:
+            raise ValueError("max-message-size must be at least 1k")
         if self.result_cache_ttl < 0 or self.result_cache_size < 0:
             raise ValueError("result-cache-ttl and result-cache-size must be >= 0")
         if self.session_idle_timeout <= 0:
@@ -157,6 +160,7 @@ FILE_KEYS: dict[str, str] = {
     "history_size": "spark.flight.history.size",
     "result_cache_ttl": "spark.flight.resultCache.ttl",
     "result_cache_size": "spark.flight.resultCache.size",
+    "max_message_size": "spark.flight.maxMessageSize",
     "history_age": "spark.flight.history.age",
     "zookeeper": "spark.flight.manager.zookeeper.url",
     "metastore": "spark.hive.metastore.uris",

@@ -186,18 +186,20 @@ class PortInUse(OSError):
         self.host, self.port = host, port
 
 
-def bind_server(host: str, port: int, *, max_workers: int = 64) -> tuple[grpc.Server, int]:
+def bind_server(host: str, port: int, *, max_workers: int = 64, max_message: int = -1) -> tuple[grpc.Server, int]:
     """Bind a gRPC server to host:port (port 0: the OS picks); start it with :func:`serve`.
 
     The server allows its peers' keepalive pings and pings its clients: a client whose
-    host is gone is noticed in seconds and its calls end."""
+    host is gone is noticed in seconds and its calls end.  A message larger than
+    ``max_message`` bytes (-1: no limit) is refused by gRPC as it arrives, before any
+    handler (and so before authentication), with RESOURCE_EXHAUSTED."""
     from flightmanager.peers import server_keepalive_options
 
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="flight"),
         options=[
             ("grpc.max_send_message_length", -1),
-            ("grpc.max_receive_message_length", -1),
+            ("grpc.max_receive_message_length", max_message),
             ("grpc.so_reuseport", 0),
             *server_keepalive_options(),
         ],

@@ -130,7 +130,7 @@ class FlightSqlNode:
             self.embedded_zookeeper = EmbeddedZooKeeper(work / "zookeeper").start()
             zk_string = self.embedded_zookeeper.connect_string
         # the embedded ZooKeeper was the last child process to start: gRPC may start now
-        self.public_server, port = bind_server(settings.host, settings.port)
+        self.public_server, port = bind_server(settings.host, settings.port, max_message=settings.max_message_size)
         self.internal_server, internal_port = bind_server(internal_host, settings.internal_port)
         self.zk = zk_connect(zk_string, self._zookeeper_credential(work))
         paths = Paths()

@@ -181,3 +181,27 @@ def _unary(node, method: str, request: bytes):  # type: ignore[no-untyped-def]
         except grpc.RpcError as exc:
             return exc.code(), exc.details()
     return grpc.StatusCode.OK, ""
+
+
+def test_a_message_over_the_size_limit_is_refused_before_anything_reads_it(node) -> None:  # type: ignore[no-untyped-def]
+    """The public server takes messages up to --max-message-size (64 MiB by default): a
+    larger one is RESOURCE_EXHAUSTED as it arrives, with or without credentials, and the
+    node keeps serving. A message that is not protobuf is INVALID_ARGUMENT, also unread."""
+    target = node.uri.removeprefix("grpc://")
+    huge = pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=b"x" * (65 * 1024 * 1024)).SerializeToString()
+    client = flight.connect(node.uri)
+    name, token = client.authenticate_basic_token(USER, PASSWORD)
+    options = flight.FlightCallOptions(headers=[(name, token)])
+    with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", -1)]) as channel:
+        call = channel.unary_unary("/arrow.flight.protocol.FlightService/GetFlightInfo",
+                                   request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        for metadata in ((), ((name.decode(), token.decode()),)):
+            with pytest.raises(grpc.RpcError) as refused:
+                call(huge, metadata=metadata, timeout=60)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value.details()
+        with pytest.raises(grpc.RpcError) as garbage:
+            call(b"\xff\xff\xff", timeout=30)
+        assert garbage.value.code() == grpc.StatusCode.INVALID_ARGUMENT, garbage.value.details()
+    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query="SELECT 1")))
+    info = client.get_flight_info(descriptor, options)
+    assert client.do_get(info.endpoints[0].ticket, options).read_all().num_rows == 1

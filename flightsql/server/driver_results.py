@@ -65,16 +65,11 @@ _PLAIN_LITERALS = {"integer", "long", "short", "byte", "double", "float", "boole
 def _constants(df: "DataFrame", schema: pa.Schema) -> pa.Table | None:
     """The one row of a projection of plain literals over the one-row relation (``SELECT
     1, 'x', NULL``), read straight from the optimized plan: no DataFrame is planned."""
-    plan = df._jdf.queryExecution().optimizedPlan()
-    if plan.getClass().getSimpleName() != "Project" or plan.child().getClass().getSimpleName() != "OneRowRelation":
+    projection = _literal_projection(df)
+    if projection is None:
         return None
     values: list[Any] = []
-    expressions = plan.projectList().iterator()
-    while expressions.hasNext():
-        expression = expressions.next()
-        literal = expression.child() if expression.getClass().getSimpleName() == "Alias" else None
-        if literal is None or literal.getClass().getSimpleName() != "Literal":
-            return None
+    for _, literal in projection:
         value, kind = literal.value(), str(literal.dataType().typeName())
         if value is None:
             values.append(None)
@@ -92,6 +87,23 @@ def _constants(df: "DataFrame", schema: pa.Schema) -> pa.Table | None:
         return None
 
 
+def _literal_projection(df: "DataFrame") -> list[tuple[Any, Any]] | None:
+    """(alias, literal) of each column if ``df``'s optimized plan is a projection of
+    literals over the one-row relation (the optimizer folded its expressions), else None."""
+    plan = df._jdf.queryExecution().optimizedPlan()
+    if plan.getClass().getSimpleName() != "Project" or plan.child().getClass().getSimpleName() != "OneRowRelation":
+        return None
+    found = []
+    expressions = plan.projectList().iterator()
+    while expressions.hasNext():
+        expression = expressions.next()
+        literal = expression.child() if expression.getClass().getSimpleName() == "Alias" else None
+        if literal is None or literal.getClass().getSimpleName() != "Literal":
+            return None
+        found.append((expression, literal))
+    return found
+
+
 def _scans_locally(df: "DataFrame", limit: int) -> bool:
     plan = df.limit(limit)._jdf.queryExecution().executedPlan()
     return str(plan.getClass().getSimpleName()) in _LOCAL_SCANS
@@ -99,18 +111,11 @@ def _scans_locally(df: "DataFrame", limit: int) -> bool:
 
 def _over_local_relation(df: "DataFrame") -> "DataFrame | None":
     """``df``'s constants over a one-row local relation, if ``df`` is such a projection."""
-    plan = df._jdf.queryExecution().optimizedPlan()
-    if plan.getClass().getSimpleName() != "Project" or plan.child().getClass().getSimpleName() != "OneRowRelation":
+    projection = _literal_projection(df)
+    if projection is None:
         return None
     selected: list[str] = []
-    expressions = plan.projectList().iterator()
-    while expressions.hasNext():
-        expression = expressions.next()
-        if expression.getClass().getSimpleName() != "Alias":
-            return None
-        value = expression.child()
-        if value.getClass().getSimpleName() != "Literal":
-            return None
+    for expression, value in projection:
         if str(value.dataType().typeName()) == "timestamp":
             # its SQL text is written in the time zone of the calling thread's conf, which
             # on a server thread is not the session's: it would not read back the same

@@ -34,6 +34,7 @@ from flightmanager.lifecycle import ACTIVE
 from flightmanager.log_context import iterate_in_query, query_context
 from flightmanager.members import Members, SoloMembers
 from flightmanager.peers import Keepalive, PeerWatch
+from flightmanager.tls import TlsFiles
 from flightmanager.push import Faults, pusher
 from flightmanager.query import QueryState
 # the records are importable from here too, where the manager's users have always found them
@@ -71,8 +72,11 @@ class SparkFlightManager:
         keepalive: Keepalive = Keepalive(),
         limits: Limits = Limits(),
         history: History | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.spark = spark
+        #: the node's TLS files: its peers and its executors' pushes reach internal servers with them
+        self.tls = tls
         self.node = node
         #: proves pushes (see flightmanager.keys): executors get a per-query MAC, never this key
         self._push_key = push_key
@@ -106,7 +110,7 @@ class SparkFlightManager:
         self._reaper = threading.Thread(target=self._reap, name="result-expiry", daemon=True)
         self._reaper.start()
         # a node that dies or stops answering is suspected in seconds, not at session expiry
-        self.peers = PeerWatch(node.node_id, keepalive, self._suspected)
+        self.peers = PeerWatch(node.node_id, keepalive, self._suspected, tls)
         self.membership: Members = (members if members is not None else SoloMembers(node)).start(
             self._left, self.peers.update
         )
@@ -496,7 +500,7 @@ class SparkFlightManager:
             pieces = not record.ordered and deterministic(df, batches)
             push = pusher(
                 query_id, targets, push_mac(self._push_key, query_id), record.schema, pieces=pieces,
-                faults=Faults.of(df.sparkSession.conf.get),
+                faults=Faults.of(df.sparkSession.conf.get), tls=self.tls,
             )
             batches.mapPartitions(push).foreach(lambda summary: None)
             # what each node serves comes from the claims: which push of each partition won where

@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 import grpc
 
 from flightmanager.records import Node
+from flightmanager.tls import TlsFiles, channel
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +71,13 @@ def _ignore(state: grpc.ChannelConnectivity) -> None:
 
 
 class _Peer:
-    def __init__(self, node: Node, keepalive: Keepalive, changed: Callable[["_Peer", grpc.ChannelConnectivity], None]) -> None:
+    def __init__(self, node: Node, keepalive: Keepalive, changed: Callable[["_Peer", grpc.ChannelConnectivity], None],
+                 tls: TlsFiles | None = None) -> None:
         self.node = node
         self.closed = False
         self.ever_ready = False
         self.state: grpc.ChannelConnectivity | None = None
-        target = node.internal_uri.split("://", 1)[-1]
-        self.channel = grpc.insecure_channel(target, options=keepalive.client_options())
+        self.channel = channel(node.internal_uri, tls, keepalive.client_options())  # type: ignore[arg-type]
         self._changed = changed
         self.channel.subscribe(self._on_state, try_to_connect=True)
 
@@ -116,8 +117,10 @@ class PeerWatch:
         me: str,
         keepalive: Keepalive = Keepalive(),
         on_suspected: Callable[[Node], None] = lambda node: None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self._me = me
+        self._tls = tls
         self._keepalive = keepalive
         self._on_suspected = on_suspected
         self._lock = threading.Lock()
@@ -139,7 +142,7 @@ class PeerWatch:
         for peer in gone:
             peer.close()
         for node in added:
-            peer = _Peer(node, self._keepalive, self._changed)
+            peer = _Peer(node, self._keepalive, self._changed, self._tls)
             with self._lock:
                 self._peers[node.node_id] = peer
 

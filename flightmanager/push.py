@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Sequence
 
 import pyarrow as pa
 
+from flightmanager.tls import TlsFiles
 
 
 @dataclass(frozen=True)
@@ -169,39 +170,39 @@ _channels: dict[str, object] = {}
 _DO_PUT = "/arrow.flight.protocol.FlightService/DoPut"
 
 
-def _channel(uri: str):  # type: ignore[no-untyped-def]
-    """The channel to a node's internal server (one per worker process and node)."""
-    import grpc
+def _channel(uri: str, tls: TlsFiles | None = None):  # type: ignore[no-untyped-def]
+    """The channel to a node's internal server (one per worker process and node); over
+    TLS (``grpc+tls://``) it presents the certificate of ``tls``, read on this host."""
+    from flightmanager.tls import channel as open_channel
 
     channel = _channels.get(uri)
     if channel is None:
-        target = uri.split("://", 1)[-1]
-        channel = grpc.insecure_channel(
-            target,
-            options=[("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1), *PUSH_KEEPALIVE],
+        channel = open_channel(
+            uri, tls,
+            [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1), *PUSH_KEEPALIVE],
         )
         _channels[uri] = channel
     return channel
 
 
-def _reachable(uri: str, timeout: float) -> bool:
+def _reachable(uri: str, timeout: float, tls: TlsFiles | None = None) -> bool:
     import grpc
 
     try:
-        grpc.channel_ready_future(_channel(uri)).result(timeout=timeout)
+        grpc.channel_ready_future(_channel(uri, tls)).result(timeout=timeout)
         return True
     except grpc.FutureTimeoutError:
         return False
 
 
-def _do_put(uri: str):  # type: ignore[no-untyped-def]
+def _do_put(uri: str, tls: TlsFiles | None = None):  # type: ignore[no-untyped-def]
     """A DoPut call to ``uri`` taking and returning raw bytes."""
-    return _channel(uri).stream_stream(_DO_PUT, request_serializer=None, response_deserializer=None)
+    return _channel(uri, tls).stream_stream(_DO_PUT, request_serializer=None, response_deserializer=None)
 
 
-def _first_reachable(order: Sequence[PushTarget], timeout: float) -> PushTarget:
+def _first_reachable(order: Sequence[PushTarget], timeout: float, tls: TlsFiles | None = None) -> PushTarget:
     for target in order:
-        if _reachable(target.internal_uri, timeout):
+        if _reachable(target.internal_uri, timeout, tls):
             return target
     names = ", ".join(f"{t.node_id} ({t.internal_uri})" for t in order)
     raise ConnectionError(f"no node accepts pushes: none of {names} answered within {timeout:.0f}s")
@@ -245,13 +246,14 @@ class InjectedFailure(RuntimeError):
 
 def pusher(
     query_id: str, targets: Sequence[PushTarget], mac: str, schema: pa.Schema, *, pieces: bool = False,
-    faults: Faults = Faults(),
+    faults: Faults = Faults(), tls: TlsFiles | None = None,
 ) -> Callable[[Iterator[bytes]], Iterator[tuple[int, int, int, int, str, bool]]]:
     """The function each task runs on its partition of the JVM's Arrow batch RDD.
 
     Elements are Arrow IPC record batch messages made by Spark's own Arrow writer;
     they are forwarded as FlightData without being decoded; ``mac`` is the query's push
-    proof (the only credential an executor holds).  ``pieces``: every attempt yields
+    proof (the only credential an executor holds besides ``tls``, the paths of the TLS
+    files it presents to internal servers that ask for a client certificate).  ``pieces``: every attempt yields
     the same batches (a deterministic stage), so the partition is pushed in pieces that
     readers get as they commit.  Yields one summary tuple:
     (partition, attempt, rows, bytes, node id, committed).
@@ -263,13 +265,13 @@ def pusher(
 
         context = TaskContext.get()
         partition, attempt = context.partitionId(), context.attemptNumber()
-        target = _first_reachable(push_order(targets, partition, socket.gethostname()), CONNECT_TIMEOUT)
+        target = _first_reachable(push_order(targets, partition, socket.gethostname()), CONNECT_TIMEOUT, tls)
         header = PushHeader(query_id, partition, attempt, mac)
         totals = [0, 0]
         stop_after = 2 if faults.mid_partition and pieces and attempt == 0 else None
         messages = _push_messages(header, schema, ipc_messages, totals, pieces, stop_after)
         try:
-            replies = list(_do_put(target.internal_uri)(messages))
+            replies = list(_do_put(target.internal_uri, tls)(messages))
         except Exception as exc:
             if stop_after is not None:
                 raise InjectedFailure(f"injected failure of partition {partition} attempt 0 after "

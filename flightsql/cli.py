@@ -46,6 +46,10 @@ def parser() -> argparse.ArgumentParser:
     cluster.add_argument("--worker-cores", type=int, default=1, help="cores each worker offers")
     cluster.add_argument("--executor-memory", default="512m",
                          help="memory of each executor (one core each); a worker offers this much per core")
+    cluster.add_argument("--tls", action="store_true",
+                         help="TLS everywhere: certificates from a development CA in WORK_DIR/tls (clients trust "
+                         "WORK_DIR/tls/ca.pem), mutual TLS between executors and nodes, and with --workers Spark's "
+                         "own RPC authenticated and encrypted (spark.authenticate, spark.network.crypto.enabled)")
 
     users = commands.add_parser("users", help="manage the users file")
     users_commands = users.add_subparsers(dest="users_command", required=True)
@@ -65,6 +69,18 @@ def parser() -> argparse.ArgumentParser:
         "Every node started with --zookeeper-credential FILE creates the cluster's znodes so that only this "
         "credential reads or writes them.")
     credential.add_argument("file", type=Path)
+
+    tls = commands.add_parser(
+        "tls",
+        help="issue development TLS certificates",
+        description="Issue a certificate for a node (and its executors) from a development CA kept in DIR "
+        "(DIR/ca.pem and DIR/ca-key.pem, made on first use). Writes DIR/NAME.pem and DIR/NAME-key.pem, valid "
+        "for every --host given (names and addresses; default: localhost, 127.0.0.1 and this machine's names). "
+        "Start a node with --tls-cert DIR/NAME.pem --tls-key DIR/NAME-key.pem --tls-ca DIR/ca.pem; clients "
+        "trust DIR/ca.pem. For development and tests: production uses the organisation's CA.")
+    tls.add_argument("dir", type=Path)
+    tls.add_argument("--name", default="node", help="file name of the certificate")
+    tls.add_argument("--host", action="append", default=[], help="a host name or address (repeatable)")
 
     from flightsql.client import add_query_parser
 
@@ -139,7 +155,7 @@ def _cluster(args: argparse.Namespace, node_args: list[str]) -> int:
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     topology = Topology(args.nodes, args.workers, args.worker_cores, args.executor_memory)
     try:
-        cluster = LocalCluster(args.work_dir, topology, args.port, node_args)
+        cluster = LocalCluster(args.work_dir, topology, args.port, node_args, tls=args.tls)
     except ValueError as exc:
         print(f"flightsql cluster: {exc}", file=sys.stderr)
         return 2
@@ -154,6 +170,8 @@ def _cluster(args: argparse.Namespace, node_args: list[str]) -> int:
         print(f"  {uri}", flush=True)
     if cluster.master is not None:
         print(f"Spark master {cluster.master.url}, UI {cluster.master.ui_url}", flush=True)
+    if args.tls:
+        print(f"clients trust {(args.work_dir / 'tls' / 'ca.pem').resolve()}", flush=True)
     signals.wait()
     cluster.stop()
     print("cluster stopped", flush=True)
@@ -201,6 +219,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"wrote a ZooKeeper credential to {args.file} (mode 600): give it to every node with "
               "--zookeeper-credential")
+        return 0
+    if args.command == "tls":
+        from flightsql.certificates import default_hosts, issue
+
+        try:
+            issued = issue(args.dir, args.name, args.host or default_hosts())
+        except (OSError, ValueError) as exc:
+            print(f"flightsql tls: {exc}", file=sys.stderr)
+            return 1
+        print(f"certificate {issued.cert}, key {issued.key}, CA {issued.ca}")
         return 0
     if args.command == "query":
         from flightsql.client import run_query

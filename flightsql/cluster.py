@@ -62,6 +62,9 @@ class JavaDaemon:
         self.name = name
         self.directory = directory
         self.process: subprocess.Popen[bytes] | None = None
+        #: JVM options and environment added to the daemon's own (Spark's RPC security)
+        self.java_options: tuple[str, ...] = ()
+        self.environment: dict[str, str] = {}
 
     @property
     def log_path(self) -> Path:
@@ -72,9 +75,9 @@ class JavaDaemon:
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(
-                ["java", *java_options, "-cp", f"{spark_jars()}/*", main_class, *args],
+                ["java", *self.java_options, *java_options, "-cp", f"{spark_jars()}/*", main_class, *args],
                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-                env=None if env is None else {**os.environ, **env}, cwd=self.directory,
+                env={**os.environ, **self.environment, **(env or {})}, cwd=self.directory,
                 preexec_fn=dies_with_parent(),
             )
 
@@ -294,11 +297,63 @@ class Topology:
         ]
 
 
+@dataclass(frozen=True)
+class ClusterSecurity:
+    """What ``--tls`` gives a local cluster: node certificates from a development CA, and
+    Spark's RPC authenticated with a shared secret and encrypted.
+
+    The secret reaches the master and workers in their environment and the nodes in a
+    settings file (mode 0600): never on a command line, which every local user can read."""
+
+    directory: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> "ClusterSecurity":
+        import secrets
+
+        from flightsql.certificates import default_hosts, issue
+
+        issue(directory, "node", default_hosts())
+        secret = directory / "spark-auth.conf"
+        if not secret.exists():
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write("spark.authenticate true\nspark.network.crypto.enabled true\n"
+                          f"spark.authenticate.secret {secrets.token_hex(32)}\n")
+        return cls(directory)
+
+    @property
+    def ca(self) -> Path:
+        return self.directory / "ca.pem"
+
+    def secret(self) -> str:
+        for line in (self.directory / "spark-auth.conf").read_text().splitlines():
+            if line.startswith("spark.authenticate.secret "):
+                return line.split(" ", 1)[1].strip()
+        raise ValueError(f"no spark.authenticate.secret in {self.directory / 'spark-auth.conf'}")
+
+    def node_args(self, standalone: bool) -> list[str]:
+        args = ["--tls-cert", str(self.directory / "node.pem"), "--tls-key", str(self.directory / "node-key.pem"),
+                "--tls-ca", str(self.ca)]
+        return args + (["--config", str(self.directory / "spark-auth.conf")] if standalone else [])
+
+    def daemon_options(self) -> tuple[tuple[str, ...], dict[str, str]]:
+        """JVM options and environment of the master and the workers (which hand the secret
+        on to the executors they launch)."""
+        return (("-Dspark.authenticate=true", "-Dspark.network.crypto.enabled=true"),
+                {"_SPARK_AUTH_SECRET": self.secret()})
+
+
 class LocalCluster:
-    def __init__(self, work_dir: Path, topology: Topology, port: int, node_args: Sequence[str]) -> None:
+    def __init__(self, work_dir: Path, topology: Topology, port: int, node_args: Sequence[str],
+                 tls: bool = False) -> None:
         self.topology = topology
         self.node_args = list(node_args)
         self.topology.check(self.node_args)
+        self.tls = tls
+        if tls and topology.workers and any(a == "--config" or a.startswith("--config=") for a in self.node_args):
+            raise ValueError("--tls with --workers gives the nodes a settings file of its own: "
+                             "pass Spark settings with --conf instead of --config")
         self.work_dir = work_dir
         self.port = port
         self.zookeeper: EmbeddedZooKeeper | None = None
@@ -316,16 +371,23 @@ class LocalCluster:
 
     def _start(self, timeout: float) -> list[str]:
         topology = self.topology
+        security = ClusterSecurity.create((self.work_dir / "tls").resolve()) if self.tls else None
         self.zookeeper = EmbeddedZooKeeper(self.work_dir / "zookeeper").start()
         self.metastore = EmbeddedMetastore(self.work_dir / "metastore").start()
         spark_args: list[str] = []
         if topology.workers:
-            self.master = SparkMaster(self.work_dir / "master").start()
+            self.master = SparkMaster(self.work_dir / "master")
             self.workers = [
                 SparkWorker(i, self.work_dir / f"worker-{i}", self.master, topology.worker_cores,
-                            topology.worker_memory).start()
+                            topology.worker_memory)
                 for i in range(topology.workers)
             ]
+            for daemon in (self.master, *self.workers):
+                if security is not None:
+                    daemon.java_options, daemon.environment = security.daemon_options()
+            self.master.start()
+            for worker in self.workers:
+                worker.start()
             self.master.wait_for_workers(topology.workers)
             spark_args = topology.node_args(self.master)
             log.info("Spark master %s (UI %s) with %d workers of %d cores; %d cores per node",
@@ -349,6 +411,7 @@ class LocalCluster:
                 "--conf", f"spark.sql.warehouse.dir={warehouse}",
                 "--conf", f"spark.app.name=flightsql-node-{i}",
                 *spark_args,
+                *(security.node_args(bool(topology.workers)) if security else []),
                 *common,
                 *(["--demo"] if demo and i == 0 else []),
             ]

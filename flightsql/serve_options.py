@@ -113,6 +113,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("--max-message-size", "max_message_size",
            "largest message a client may send to the public server (an uploaded batch, a statement); a larger "
            "one is refused with RESOURCE_EXHAUSTED as it arrives, before authentication", _size),
+    Option("--tls-cert", "tls_cert",
+           "PEM certificate (chain) of this node: the public server, the internal server and the status page "
+           "speak TLS only, and the node's locations are grpc+tls://", Path, metavar="FILE"),
+    Option("--tls-key", "tls_key", "PEM private key of --tls-cert (keep it readable by the node alone)", Path,
+           metavar="FILE"),
+    Option("--tls-ca", "tls_ca",
+           "PEM certificate of the CA that issued the cluster's certificates: the internal server accepts "
+           "only clients with a certificate it issued (mutual TLS), and the node and its executors present "
+           "--tls-cert/--tls-key (the files must be at the same paths on every Spark worker host)", Path,
+           metavar="FILE"),
     Option("--demo", "demo", "create the demo.trips table (100,000 rows) at start", switch=True),
     Option("--http-port", "http_port",
            "port of the HTTP status page (/) and Prometheus metrics (/metrics); 0: any; unset: no HTTP server",

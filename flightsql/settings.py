@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 if TYPE_CHECKING:
     from flightmanager.history import Retention
     from flightmanager.admission import Limits
+    from flightmanager.tls import TlsFiles
 
 ENV_PREFIX = "FLIGHTSQL_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
@@ -71,12 +72,23 @@ class Settings:
     result_cache_size: int = 64 * 1024 * 1024
     max_message_size: int = 64 * 1024 * 1024
     history_age: float = 7 * 24 * 3600.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
 
     def limits(self) -> "Limits":
         """The node's admission limits (see flightmanager.admission)."""
         from flightmanager.admission import Limits
 
         return Limits(self.max_running, self.max_running_per_user, self.max_queued, self.queue_wait)
+
+    def tls(self) -> "TlsFiles | None":
+        """The node's TLS files (None: no TLS)."""
+        from flightmanager.tls import TlsFiles
+
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return TlsFiles(self.tls_cert, self.tls_key, self.tls_ca)
 
     def retention(self) -> "Retention":
         """How much query history the cluster keeps (see flightmanager.history)."""
@@ -115,6 +127,13 @@ class Settings:
             raise ValueError("max-message-size must be at least 1k")
         if self.result_cache_ttl < 0 or self.result_cache_size < 0:
             raise ValueError("result-cache-ttl and result-cache-size must be >= 0")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.tls_ca is not None and self.tls_cert is None:
+            raise ValueError("--tls-ca needs --tls-cert and --tls-key: the node presents its certificate to its peers")
+        tls = self.tls()
+        if tls is not None:
+            tls.check()
         if self.session_idle_timeout <= 0:
             raise ValueError("session-idle-timeout must be > 0")
         if self.zookeeper and self.zookeeper_credential_file is None:
@@ -162,6 +181,9 @@ FILE_KEYS: dict[str, str] = {
     "result_cache_size": "spark.flight.resultCache.size",
     "max_message_size": "spark.flight.maxMessageSize",
     "history_age": "spark.flight.history.age",
+    "tls_cert": "spark.flight.tls.cert",
+    "tls_key": "spark.flight.tls.key",
+    "tls_ca": "spark.flight.tls.ca",
     "zookeeper": "spark.flight.manager.zookeeper.url",
     "metastore": "spark.hive.metastore.uris",
     "log_level": "spark.flight.log.level",

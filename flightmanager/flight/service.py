@@ -186,13 +186,17 @@ class PortInUse(OSError):
         self.host, self.port = host, port
 
 
-def bind_server(host: str, port: int, *, max_workers: int = 64, max_message: int = -1) -> tuple[grpc.Server, int]:
+def bind_server(
+    host: str, port: int, *, max_workers: int = 64, max_message: int = -1,
+    credentials: grpc.ServerCredentials | None = None,
+) -> tuple[grpc.Server, int]:
     """Bind a gRPC server to host:port (port 0: the OS picks); start it with :func:`serve`.
 
     The server allows its peers' keepalive pings and pings its clients: a client whose
     host is gone is noticed in seconds and its calls end.  A message larger than
     ``max_message`` bytes (-1: no limit) is refused by gRPC as it arrives, before any
-    handler (and so before authentication), with RESOURCE_EXHAUSTED."""
+    handler (and so before authentication), with RESOURCE_EXHAUSTED.  With ``credentials``
+    the port speaks TLS only."""
     from flightmanager.peers import server_keepalive_options
 
     server = grpc.server(
@@ -207,7 +211,11 @@ def bind_server(host: str, port: int, *, max_workers: int = 64, max_message: int
     if port and not _can_bind(host, port):
         raise PortInUse(host, port)  # before gRPC tries: its own failure is a log line of its own
     try:
-        bound = server.add_insecure_port(f"{_bracket(host)}:{port}")
+        address = f"{_bracket(host)}:{port}"
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError:  # grpcio raises this where older versions returned 0
         bound = 0
     if bound == 0:

@@ -25,6 +25,7 @@ from flightmanager.history import Retention
 from flightmanager.zk.history import ZooKeeperHistory
 from flightmanager.manager import Node, SparkFlightManager, SpoolSettings
 from flightmanager.peers import Keepalive
+from flightmanager.tls import TlsFiles
 from flightmanager.zk.credential import Credential
 from flightmanager.zk.membership import Membership
 from flightmanager.zk.paths import Paths
@@ -79,9 +80,10 @@ def zookeeper_manager(
     keepalive: Keepalive = Keepalive(),
     limits: Limits = Limits(),
     retention: Retention = Retention(),
+    tls: TlsFiles | None = None,
 ) -> SparkFlightManager:
     """A manager whose queries, members and history are kept in ZooKeeper, shared by every node."""
     return SparkFlightManager(
         spark, node, push_key, settings, QueryRegistry(client, paths), Membership(client, paths, node), keepalive,
-        limits, ZooKeeperHistory(client, paths, retention),
+        limits, ZooKeeperHistory(client, paths, retention), tls,
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from flightmanager import metrics
 from flightmanager.flight.service import bind_server, check_free, serve
+from flightmanager.tls import location
 from flightmanager.internal import InternalFlightService
 from flightmanager.records import Node, SpoolSettings
 from flightmanager.zk import credential as zk_credential
@@ -130,8 +131,21 @@ class FlightSqlNode:
             self.embedded_zookeeper = EmbeddedZooKeeper(work / "zookeeper").start()
             zk_string = self.embedded_zookeeper.connect_string
         # the embedded ZooKeeper was the last child process to start: gRPC may start now
-        self.public_server, port = bind_server(settings.host, settings.port, max_message=settings.max_message_size)
-        self.internal_server, internal_port = bind_server(internal_host, settings.internal_port)
+        tls = settings.tls()
+        self.public_server, port = bind_server(
+            settings.host, settings.port, max_message=settings.max_message_size,
+            credentials=tls.server_credentials(client_certificates=False) if tls else None,
+        )
+        # with the cluster's CA, only the nodes and their executors (certificates it issued) reach it
+        internal_tls = tls if tls is not None and tls.ca is not None else None
+        self.internal_server, internal_port = bind_server(
+            internal_host, settings.internal_port,
+            credentials=internal_tls.server_credentials(client_certificates=True) if internal_tls else None,
+        )
+        if internal_tls is None and not local:
+            log.warning("the internal server takes pushes in the clear on %s:%d: give --tls-ca (with "
+                        "--tls-cert/--tls-key) for mutual TLS between executors and nodes",
+                        internal_host, internal_port)
         self.zk = zk_connect(zk_string, self._zookeeper_credential(work))
         paths = Paths()
         lock_tree(self.zk, paths.root, self._zookeeper_credential(work))
@@ -158,15 +172,15 @@ class FlightSqlNode:
             self.status_server = StatusServer(
                 settings.host, settings.http_port, lambda: holder["manager"].status(), VERSION,
                 authenticator=authenticator, is_admin=lambda user: self.authorizer.is_admin(user),
-                open_to_all=settings.status_open,
+                open_to_all=settings.status_open, tls=tls,
             ).start()
             if settings.status_open and users is not None:
                 log.warning("status page open to anyone who reaches %s:%s (--status-open): it shows every "
                             "user's SQL", settings.host, self.status_server.port)
         node = Node(
             node_id=f"{socket.gethostname()}:{port}",
-            public_uri=f"grpc://{_uri_host(settings.public_host)}:{port}",
-            internal_uri=f"grpc://{_uri_host(_internal_host(settings, internal_host))}:{internal_port}",
+            public_uri=location(settings.public_host, port, tls is not None),
+            internal_uri=location(_internal_host(settings, internal_host), internal_port, internal_tls is not None),
             host=socket.gethostname(),
             status_uri=self.status_server.url(settings.public_host) if self.status_server else None,
         )
@@ -185,6 +199,7 @@ class FlightSqlNode:
             paths,
             limits=settings.limits(),
             retention=settings.retention(),
+            tls=internal_tls,
         )
         holder["manager"] = self.manager
         self.manager.driver_restarts = self.restarts
@@ -311,5 +326,3 @@ def _internal_host(settings: Settings, bound: str) -> str:
     return "127.0.0.1" if bound == "127.0.0.1" else settings.public_host
 
 
-def _uri_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

@@ -17,10 +17,11 @@ import json
 import logging
 import secrets
 import socket
+import ssl
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -31,6 +32,9 @@ from flightmanager.status import ClusterStatus
 from flightsql.auth import Authenticator
 from flightsql.errors import FlightSqlError, Unauthenticated
 from flightsql.web import page
+
+if TYPE_CHECKING:
+    from flightmanager.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ class StatusServer:
     def __init__(
         self, host: str, port: int, status: StatusSource, version: str,
         authenticator: Authenticator | None = None, is_admin: Callable[[str], bool] = lambda user: False,
-        open_to_all: bool = False,
+        open_to_all: bool = False, tls: "TlsFiles | None" = None,
     ) -> None:
         self.host = host
         self._status = status
@@ -67,6 +71,16 @@ class StatusServer:
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), _handler(self))
         self.port: int = self._server.server_address[1]
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(tls.cert, tls.key)
+            # the handshake happens in the request's own thread: a client that never
+            # completes it holds no other client up
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
+                                                      do_handshake_on_connect=False)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.5,), name="status-http", daemon=True)
 
     def start(self) -> "StatusServer":
@@ -78,7 +92,7 @@ class StatusServer:
         name = host or self.host
         if name in ("0.0.0.0", "::", ""):
             name = socket.gethostname()
-        return f"http://{'[' + name + ']' if ':' in name else name}:{self.port}/"
+        return f"{self.scheme}://{'[' + name + ']' if ':' in name else name}:{self.port}/"
 
     def stop(self) -> None:
         if self._thread.is_alive():

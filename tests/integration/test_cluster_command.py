@@ -44,7 +44,7 @@ class ClusterCommand:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line.rstrip())
-            if line.startswith("  grpc://"):
+            if line.startswith(("  grpc://", "  grpc+tls://")):
                 self.uris.append(line.strip())
             elif line.startswith("Spark master "):
                 self.master_ui = line.rsplit("UI ", 1)[1].strip()
@@ -103,11 +103,14 @@ def test_cluster_command_shares_a_catalog_and_stops_cleanly(tmp_path: Path) -> N
     assert _processes_under(tmp_path) == [], "processes of the cluster outlived it"
 
 
-def test_standalone_cluster_spreads_a_query_over_both_nodes_and_stops_cleanly(tmp_path: Path) -> None:
+def test_standalone_tls_cluster_spreads_a_query_over_both_nodes_and_stops_cleanly(tmp_path: Path) -> None:
+    """With --tls: clients reach the nodes over TLS, executors (launched by the workers) push
+    over mutual TLS, and Spark's own RPC is authenticated and encrypted."""
+    import adbc_driver_flightsql as adbc
     import adbc_driver_flightsql.dbapi as flightsql
 
     cluster = ClusterCommand(tmp_path, "--nodes", "2", "--workers", "2", "--worker-cores", "1",
-                             "--executor-memory", "512m")
+                             "--executor-memory", "512m", "--tls")
     try:
         cluster.wait_ready(2, standalone=True)
         assert cluster.master_ui is not None
@@ -115,9 +118,15 @@ def test_standalone_cluster_spreads_a_query_over_both_nodes_and_stops_cleanly(tm
         assert state["aliveworkers"] == 2
         apps = sorted((app["name"], app["cores"], app["state"]) for app in state["activeapps"])
         assert apps == [("flightsql-node-0", 1, "RUNNING"), ("flightsql-node-1", 1, "RUNNING")]
+        assert all(uri.startswith("grpc+tls://") for uri in cluster.uris), cluster.uris
+        ca = (tmp_path / "tls" / "ca.pem").read_bytes()
+        # the executors' JVMs run with Spark's RPC authentication and encryption
+        executor_logs = list(tmp_path.glob("worker-*/work/app-*/*/stderr"))
+        assert executor_logs and all("authentication enabled" in log.read_text() for log in executor_logs)
 
         # Through ADBC, as a user would: every row once.
-        with flightsql.connect(cluster.uris[0]) as conn, conn.cursor() as cur:
+        tls = {adbc.DatabaseOptions.TLS_ROOT_CERTS.value: ca.decode()}
+        with flightsql.connect(cluster.uris[0], db_kwargs=tls) as conn, conn.cursor() as cur:
             cur.execute("SELECT id, id * 2 AS doubled FROM range(0, 100000, 1, 8)")
             table = cur.fetch_arrow_table()
         assert sorted(table.column("id").to_pylist()) == list(range(100000))
@@ -125,10 +134,12 @@ def test_standalone_cluster_spreads_a_query_over_both_nodes_and_stops_cleanly(tm
 
         # The endpoints: one per node, at that node, each with a share of the rows.
         query = cmd.encode_command(cmd.CommandStatementQuery(query="SELECT id FROM range(0, 100000, 1, 8)"))
-        info = flight.connect(cluster.uris[1]).get_flight_info(flight.FlightDescriptor.for_command(query))
+        info = flight.connect(cluster.uris[1], tls_root_certs=ca).get_flight_info(
+            flight.FlightDescriptor.for_command(query))
         locations = sorted(e.locations[0].uri.decode() for e in info.endpoints)
         assert locations == sorted(cluster.uris)
-        parts = [flight.connect(e.locations[0].uri.decode()).do_get(e.ticket).read_all() for e in info.endpoints]
+        parts = [flight.connect(e.locations[0].uri.decode(), tls_root_certs=ca).do_get(e.ticket).read_all()
+                 for e in info.endpoints]
         assert all(part.num_rows > 0 for part in parts), [part.num_rows for part in parts]
         assert sorted(pa.concat_tables(parts).column("id").to_pylist()) == list(range(100000))
 

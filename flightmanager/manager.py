@@ -715,7 +715,7 @@ class SparkFlightManager:
             uuid.uuid4().hex, me, me, frozenset(), self.settings.result_ttl, now, now + self.settings.result_ttl,
             state=QueryState.FAILED, error=error, finished_at=now, counted=True,
         )
-        record = QueryRecord(life, owner, sql, pa.schema([]), False, self._own)
+        record = QueryRecord(life, owner, QueryInfo.clip_sql(sql), pa.schema([]), False, self._own)
         with self._lock:
             self._records[record.query_id] = record
             heapq.heappush(self._expiry, (record.expires_at, record.query_id))

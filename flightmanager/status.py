@@ -88,8 +88,12 @@ class QueryStatus:
 
 
     def to_record(self) -> dict[str, Any]:
-        """What the history keeps of a query (see :mod:`flightmanager.history`)."""
-        return {"query_id": self.query_id, "user": self.owner, "sql": self.sql, "state": self.state,
+        """What the history keeps of a query (see :mod:`flightmanager.history`): its SQL
+        clipped as the registry's (a znode holds at most 1 MB)."""
+        from flightmanager.registry import QueryInfo
+
+        return {"query_id": self.query_id, "user": self.owner, "sql": QueryInfo.clip_sql(self.sql),
+                "state": self.state,
                 "outcome": self.outcome, "coordinator": self.coordinator, "created": self.created,
                 "finished": self.finished, "error": self.error,
                 "served": {node: served.to_dict() for node, served in sorted(self.served.items())}}

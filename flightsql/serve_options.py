@@ -113,6 +113,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--max-message-size", "max_message_size",
            "largest message a client may send to the public server (an uploaded batch, a statement); a larger "
            "one is refused with RESOURCE_EXHAUSTED as it arrives, before authentication", _size),
+    Option("--max-statement-length", "max_statement_length",
+           "longest SQL statement, in characters, a client may send; a longer one is refused with "
+           "INVALID_ARGUMENT before Spark parses it", int),
+    Option("--max-statement-depth", "max_statement_depth",
+           "deepest nesting of brackets in a statement; a deeper one is refused with INVALID_ARGUMENT before "
+           "Spark parses it (Spark's parser recurses per level)", int),
     Option("--tls-cert", "tls_cert",
            "PEM certificate (chain) of this node: the public server, the internal server and the status page "
            "speak TLS only, and the node's locations are grpc+tls://", Path, metavar="FILE"),

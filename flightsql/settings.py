@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from flightmanager.history import Retention
     from flightmanager.admission import Limits
     from flightmanager.tls import TlsFiles
+    from flightsql.server.statements import StatementLimits
 
 ENV_PREFIX = "FLIGHTSQL_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
@@ -72,6 +73,8 @@ class Settings:
     result_cache_size: int = 64 * 1024 * 1024
     max_message_size: int = 64 * 1024 * 1024
     history_age: float = 7 * 24 * 3600.0
+    max_statement_length: int = 1 << 20
+    max_statement_depth: int = 256
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
@@ -81,6 +84,11 @@ class Settings:
         from flightmanager.admission import Limits
 
         return Limits(self.max_running, self.max_running_per_user, self.max_queued, self.queue_wait)
+
+    def statement_limits(self) -> "StatementLimits":
+        from flightsql.server.statements import StatementLimits
+
+        return StatementLimits(self.max_statement_length, self.max_statement_depth)
 
     def tls(self) -> "TlsFiles | None":
         """The node's TLS files (None: no TLS)."""
@@ -149,6 +157,7 @@ class Settings:
 
             Policy.load(self.policy_file)  # a malformed policy too, with the file and policy named
         self.limits().check()
+        self.statement_limits().check()
         self.retention().check()
         _one_of("execution-mode", self.execution_mode, EXECUTION_MODES)
         _one_of("log-format", self.log_format, LOG_FORMATS)
@@ -181,6 +190,8 @@ FILE_KEYS: dict[str, str] = {
     "result_cache_size": "spark.flight.resultCache.size",
     "max_message_size": "spark.flight.maxMessageSize",
     "history_age": "spark.flight.history.age",
+    "max_statement_length": "spark.flight.sql.maxStatementLength",
+    "max_statement_depth": "spark.flight.sql.maxStatementDepth",
     "tls_cert": "spark.flight.tls.cert",
     "tls_key": "spark.flight.tls.key",
     "tls_ca": "spark.flight.tls.ca",

@@ -9,6 +9,8 @@ ones with their traceback and never sending a traceback to the client.
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import socket
 from concurrent import futures
 from typing import Any, Callable, Iterable, Iterator
@@ -40,12 +42,29 @@ def known_status(exc: BaseException, mapper: ErrorMapper | None = None) -> tuple
 
 
 def status_of(exc: BaseException, mapper: ErrorMapper | None = None) -> tuple[grpc.StatusCode, str]:
-    """The gRPC status for an exception raised by a handler."""
+    """The gRPC status for an exception raised by a handler.
+
+    An unexpected failure is logged whole under a reference; the client gets the
+    reference and one short line (no stack, no path of the server's)."""
     known = known_status(exc, mapper)
     if known is not None:
         return known
-    log.error("internal error", exc_info=exc)
-    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+    reference = secrets.token_hex(4)
+    log.error("internal error %s", reference, exc_info=exc)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    summary = without_paths(first)[:200]
+    return grpc.StatusCode.INTERNAL, f"internal error {reference} (the node's log has the details): " \
+                                     f"{type(exc).__name__}{': ' + summary if summary else ''}"
+
+
+_STORAGE_URI = re.compile(r"\b(?:file|hdfs|s3a?|s3n|gs|abfss?|wasbs?|viewfs|jar):(?://[^/\s]*)?/(?:[^/\s'\"`]*/)*")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^/\s'\"`:]+/)+")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with the directories of absolute paths and storage URIs left out
+    (``…/name``): the layout of a node's disks is no client's business."""
+    return _ABSOLUTE_PATH.sub("…/", _STORAGE_URI.sub("…/", text))
 
 
 class FlightService:

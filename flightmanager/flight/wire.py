@@ -13,9 +13,43 @@ import struct
 from dataclasses import dataclass
 from typing import Iterator
 
+import grpc
 import pyarrow as pa
 
 _CONTINUATION = b"\xff\xff\xff\xff"
+
+class MalformedData(ValueError):
+    """A FlightData message or Arrow IPC data that cannot be read: the sender's fault."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+#: the deepest nesting of types a received schema may have (Arrow's readers and Spark's
+#: converters recurse per level)
+MAX_TYPE_DEPTH = 64
+
+_ARROW_ERRORS = (pa.ArrowException, OSError, ValueError, TypeError, IndexError, EOFError, struct.error, OverflowError)
+
+
+def type_depth(kind: pa.DataType) -> int:
+    """How deep ``kind`` nests (a primitive type: 0), without recursing."""
+    deepest, stack = 0, [(kind, 0)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((current.field(i).type, depth + 1) for i in range(current.num_fields))
+    return deepest
+
+
+def checked_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` if no field nests deeper than :data:`MAX_TYPE_DEPTH`."""
+    for field in schema:
+        depth = type_depth(field.type)
+        if depth > MAX_TYPE_DEPTH:
+            raise MalformedData(f"column {field.name!r} nests types {depth} deep; at most {MAX_TYPE_DEPTH} "
+                                "levels are accepted")
+    return schema
+
 
 # Protobuf keys of FlightData fields (field number << 3 | wire type 2).
 _KEY_DESCRIPTOR = 1
@@ -41,7 +75,7 @@ def _read_varint(data: memoryview, pos: int) -> tuple[int, int]:
     shift = 0
     while True:
         if pos >= len(data):
-            raise ValueError("truncated FlightData message")
+            raise MalformedData("truncated FlightData message")
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -49,7 +83,7 @@ def _read_varint(data: memoryview, pos: int) -> tuple[int, int]:
             return result, pos
         shift += 7
         if shift > 63:
-            raise ValueError("malformed varint in FlightData message")
+            raise MalformedData("malformed varint in FlightData message")
 
 
 def _field(number: int, payload: bytes | memoryview) -> bytes:
@@ -81,7 +115,7 @@ def parse_flight_data(raw: bytes) -> FlightMessage:
             length, pos = _read_varint(data, pos)
             value = data[pos : pos + length]
             if len(value) != length:
-                raise ValueError("truncated FlightData message")
+                raise MalformedData("truncated FlightData message")
             pos += length
             if number == _KEY_HEADER:
                 header = value
@@ -96,9 +130,9 @@ def parse_flight_data(raw: bytes) -> FlightMessage:
         elif wire_type in (1, 5):
             pos += 8 if wire_type == 1 else 4
             if pos > len(data):
-                raise ValueError("truncated FlightData message")
+                raise MalformedData("truncated FlightData message")
         else:
-            raise ValueError(f"unexpected protobuf wire type {wire_type} in FlightData")
+            raise MalformedData(f"unexpected protobuf wire type {wire_type} in FlightData")
     return FlightMessage(descriptor, header, app_metadata, body)
 
 
@@ -169,7 +203,12 @@ def schema_to_bytes(schema: pa.Schema) -> bytes:
 
 
 def schema_from_bytes(data: bytes) -> pa.Schema:
-    return pa.ipc.read_schema(pa.py_buffer(data))
+    """A schema a client sent (an encapsulated IPC message), checked."""
+    try:
+        schema = pa.ipc.read_schema(pa.py_buffer(data))
+    except _ARROW_ERRORS as exc:
+        raise MalformedData(f"not an Arrow IPC schema: {exc}") from None
+    return checked_schema(schema)
 
 
 def schema_flight_data(schema: pa.Schema) -> bytes:
@@ -179,12 +218,20 @@ def schema_flight_data(schema: pa.Schema) -> bytes:
 
 
 def schema_from_message(message: FlightMessage) -> pa.Schema:
-    return pa.ipc.read_schema(pa.py_buffer(_join_ipc(message.header, b"")))
+    """The schema a stream starts with, checked."""
+    try:
+        schema = pa.ipc.read_schema(pa.py_buffer(_join_ipc(message.header, b"")))
+    except _ARROW_ERRORS as exc:
+        raise MalformedData(f"the stream does not start with an Arrow IPC schema: {exc}") from None
+    return checked_schema(schema)
 
 
 def message_type(message: FlightMessage) -> str:
     """The IPC message type ("schema", "record batch", "dictionary", ...)."""
-    return pa.ipc.read_message(pa.py_buffer(_join_ipc(message.header, message.body))).type
+    try:
+        return pa.ipc.read_message(pa.py_buffer(_join_ipc(message.header, message.body))).type
+    except _ARROW_ERRORS as exc:
+        raise MalformedData(f"not an Arrow IPC message: {exc}") from None
 
 
 def batch_from_message(message: FlightMessage, rows: int) -> EncodedBatch:
@@ -192,12 +239,18 @@ def batch_from_message(message: FlightMessage, rows: int) -> EncodedBatch:
 
 
 def decode_stream(messages: Iterator[FlightMessage], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """Decode record batch messages that follow a schema message."""
+    """Decode record batch messages that follow a schema message: a client's upload, so
+    every batch is validated in full (offsets, lengths, UTF-8) before anything reads it."""
     for message in messages:
         kind = message_type(message)
         if kind == "record batch":
-            yield EncodedBatch(bytes(message.header), bytes(message.body), -1).to_record_batch(schema)
+            try:
+                batch = EncodedBatch(bytes(message.header), bytes(message.body), -1).to_record_batch(schema)
+                batch.validate(full=True)
+            except _ARROW_ERRORS as exc:
+                raise MalformedData(f"a record batch of the stream cannot be read: {exc}") from None
+            yield batch
         elif kind == "dictionary":
-            raise ValueError("dictionary-encoded streams are not supported; send plain arrays")
+            raise MalformedData("dictionary-encoded streams are not supported; send plain arrays")
         else:
-            raise ValueError(f"unexpected IPC message {kind!r} in a data stream")
+            raise MalformedData(f"unexpected IPC message {kind!r} in a data stream")

@@ -17,6 +17,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING
 
+import grpc
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError
 
@@ -36,6 +37,35 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: the largest znode the cluster writes; ZooKeeper's own limit (jute.maxbuffer, 1 MB)
+#: is not refused but answered by closing the session's connection, which kazoo opens
+#: again and sends the same request on: a loop that wedges every user of the client
+MAX_ZNODE = 512 * 1024
+
+
+class ZnodeTooLarge(ValueError):
+    """A write past :data:`MAX_ZNODE`, refused before it reaches ZooKeeper."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class BoundedKazooClient(KazooClient):
+    """A kazoo client that refuses, with an error, data ZooKeeper would choke on."""
+
+    def create_async(self, path: str, value: bytes = b"", *args: object, **kwargs: object):  # type: ignore[no-untyped-def,override]
+        _check_size(path, value)
+        return super().create_async(path, value, *args, **kwargs)
+
+    def set_async(self, path: str, value: bytes, version: int = -1):  # type: ignore[no-untyped-def,override]
+        _check_size(path, value)
+        return super().set_async(path, value, version)
+
+
+def _check_size(path: str, value: bytes) -> None:
+    if value is not None and len(value) > MAX_ZNODE:
+        raise ZnodeTooLarge(f"{len(value):,} bytes are too many to record in ZooKeeper at {path} "
+                            f"(at most {MAX_ZNODE:,})")
+
 
 def connect(connect_string: str, credential: Credential | None = None, timeout: float = 30.0) -> KazooClient:
     """A started kazoo client; ``host:port[,host:port][/chroot]`` (the chroot is created).
@@ -54,7 +84,7 @@ def connect(connect_string: str, credential: Credential | None = None, timeout: 
         finally:
             bootstrap.stop()
             bootstrap.close()
-    client = KazooClient(hosts=connect_string, timeout=10.0, **secured)  # type: ignore[arg-type]
+    client = BoundedKazooClient(hosts=connect_string, timeout=10.0, **secured)  # type: ignore[arg-type]
     client.start(timeout=timeout)
     return client
 

@@ -218,6 +218,7 @@ class FlightSqlNode:
             authorizer=self.authorizer, sessions=self.sessions, handles=Handles(keys.handles),
             writes=writes, results=ResultCache(writes.version, ttl=settings.result_cache_ttl,
                                                budget=settings.result_cache_size),
+            statement_limits=settings.statement_limits(),
         )
         serve(self.public_server, self.service)
         self.port = port

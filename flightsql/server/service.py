@@ -47,6 +47,7 @@ from flightsql.server.sessions import ClientSession, Sessions, clear_cookie, coo
 from flightsql.server.statements import (
     Statement,
     StatementKind,
+    StatementLimits,
     affected_rows,
     classify,
     dataframe,
@@ -112,6 +113,7 @@ class FlightSqlService(FlightService):
         handles: Handles | None = None,
         writes: TableWrites | None = None,
         results: ResultCache | None = None,
+        statement_limits: StatementLimits = StatementLimits(),
     ) -> None:
         if execution_mode not in EXECUTION_MODES:
             raise ValueError(f"execution mode must be one of {EXECUTION_MODES}, got {execution_mode!r}")
@@ -122,6 +124,8 @@ class FlightSqlService(FlightService):
         self.staging_dir = staging_dir
         self.server_version = server_version
         self.tickets = tickets
+        #: statements past these are refused before Spark parses them
+        self.statement_limits = statement_limits
         #: every statement is judged here before it is prepared or run
         self.gate = gate or Gate()
         self.authorizer = authorizer or Authorizer(None)
@@ -173,7 +177,7 @@ class FlightSqlService(FlightService):
         if isinstance(command, cmd.CommandStatementQuery):
             _no_transactions(command.transaction_id, command.name)
             with self._refusals_listed(user, command.query):
-                return self._execute(call, classify(spark, command.query), None)
+                return self._execute(call, classify(spark, command.query, self.statement_limits), None)
         if isinstance(command, cmd.CommandPreparedStatementQuery):
             prepared = self._prepared(call, command.handle)
             rows = prepared.parameters
@@ -404,7 +408,7 @@ class FlightSqlService(FlightService):
         command = _command(request)
         spark = call.session.spark
         if isinstance(command, cmd.CommandStatementQuery):
-            statement = classify(spark, command.query)
+            statement = classify(spark, command.query, self.statement_limits)
             self.gate.check(spark, call.principal.user, statement.sql, statement.parameter_count)
             schema = self._statement_schema(spark, statement, None)
         elif isinstance(command, cmd.CommandPreparedStatementQuery):
@@ -469,7 +473,7 @@ class FlightSqlService(FlightService):
             _no_transactions(command.transaction_id, command.name)
             for _ in batches:
                 pass
-            count = self._update(call, classify(spark, command.query), [None])
+            count = self._update(call, classify(spark, command.query, self.statement_limits), [None])
             yield pb.PutResult(app_metadata=results.do_put_update_result(count))
         elif isinstance(command, cmd.CommandStatementIngest):
             table = self._authorize_ingest(spark, call.principal.user, command)
@@ -597,7 +601,7 @@ class FlightSqlService(FlightService):
         """A statement judged and analysed for preparing: its result schema, and the analysed
         DataFrame of a query without parameters (kept for its first execution)."""
         spark, user = call.session.spark, call.principal.user
-        statement = classify(spark, sql)
+        statement = classify(spark, sql, self.statement_limits)
         if statement.kind is StatementKind.QUERY and not statement.parameter_count:
             analysed = self._judged(spark, user, statement, None)
             return statement, arrow_schema(analysed), analysed

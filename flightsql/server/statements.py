@@ -51,10 +51,32 @@ class Statement:
         return self.kind is StatementKind.UPDATE
 
 
-def classify(spark: "SparkSession", sql: str) -> Statement:
+@dataclass(frozen=True)
+class StatementLimits:
+    """The largest statement a node lets Spark parse: its length in characters, and how
+    deep its brackets nest.  Spark's parser recurses per level (50,000 nested parentheses
+    cost minutes of CPU and the driver's heap): a statement past either limit is refused
+    before it reaches Spark."""
+
+    max_length: int = 1 << 20
+    max_depth: int = 256
+
+    def check(self) -> None:
+        if self.max_length < 1 or self.max_depth < 1:
+            raise ValueError("max-statement-length and max-statement-depth must be >= 1")
+
+
+def classify(spark: "SparkSession", sql: str, limits: StatementLimits = StatementLimits()) -> Statement:
     """Parse ``sql`` (ParseException -> INVALID_ARGUMENT) and say what kind it is."""
     if not sql or not sql.strip():
         raise InvalidArgument("empty SQL statement")
+    if len(sql) > limits.max_length:
+        raise InvalidArgument(f"the statement has {len(sql):,} characters; this server takes at most "
+                              f"{limits.max_length:,} (--max-statement-length)")
+    markers, depth = scan(sql)
+    if depth > limits.max_depth:
+        raise InvalidArgument(f"the statement nests brackets {depth:,} deep; this server takes at most "
+                              f"{limits.max_depth} levels (--max-statement-depth)")
     jvm = spark._jvm
     plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(sql)
     command_class = jvm.java.lang.Class.forName("org.apache.spark.sql.catalyst.plans.logical.Command")
@@ -65,12 +87,18 @@ def classify(spark: "SparkSession", sql: str) -> Statement:
         kind = StatementKind.UPDATE
     else:
         kind = StatementKind.QUERY
-    return Statement(sql, kind, count_parameter_markers(sql))
+    return Statement(sql, kind, markers)
 
 
 def count_parameter_markers(sql: str) -> int:
     """Count ``?`` markers outside string literals, quoted identifiers and comments."""
-    count = 0
+    return scan(sql)[0]
+
+
+def scan(sql: str) -> tuple[int, int]:
+    """One lexical walk: the ``?`` markers, and the deepest nesting of ``(`` and ``[``,
+    outside string literals, quoted identifiers and comments."""
+    count = depth = deepest = 0
     i, n = 0, len(sql)
     while i < n:
         ch = sql[i]
@@ -93,8 +121,13 @@ def count_parameter_markers(sql: str) -> int:
             continue
         elif ch == "?":
             count += 1
+        elif ch in "([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]":
+            depth -= 1
         i += 1
-    return count
+    return count, deepest
 
 
 def dataframe(spark: "SparkSession", statement: Statement, parameters: Sequence[Any] | None) -> "DataFrame":

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import grpc
 
+from flightmanager.flight.service import without_paths
+
 _NOT_FOUND_CLASSES = (
     "TABLE_OR_VIEW_NOT_FOUND",
     "SCHEMA_NOT_FOUND",
@@ -40,7 +42,8 @@ def spark_status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         return grpc.StatusCode.ALREADY_EXISTS, message
     if state.startswith("0A") or error_class.startswith("UNSUPPORTED"):
         return grpc.StatusCode.UNIMPLEMENTED, message
-    if state[:2] in ("42", "22", "21", "23", "07") or type(exc).__name__ in (
+    # 54: a statement past one of Spark's limits (too complex to parse, say)
+    if state[:2] in ("42", "22", "21", "23", "07", "54") or type(exc).__name__ in (
         "ParseException", "AnalysisException", "IllegalArgumentException",
     ):
         return grpc.StatusCode.INVALID_ARGUMENT, message
@@ -48,7 +51,7 @@ def spark_status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
 
 
 def clean_message(text: str) -> str:
-    """Spark's message without the logical plan dump or the JVM stack."""
+    """Spark's message without the logical plan dump, the JVM stack or the server's paths."""
     lines: list[str] = []
     for line in text.strip().splitlines():
         if line.startswith(("'", "+-", ":-", "JVM stacktrace", "\tat ")) or line.startswith("   +-"):
@@ -56,8 +59,12 @@ def clean_message(text: str) -> str:
         lines.append(line.rstrip())
     while lines and not lines[-1].strip():
         lines.pop()
-    message = "\n".join(lines).rstrip(";")
-    return message[:4000]
+    message = without_paths("\n".join(lines).rstrip(";"))
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE - 1] + "…"
+
+
+#: the longest message a client is sent (Spark echoes the statement: a huge one stays in the log)
+MAX_MESSAGE = 2000
 
 
 def _call(exc: BaseException, name: str) -> str | None:

@@ -33,6 +33,12 @@ class RunningNode:
     def log(self) -> str:
         return "\n".join(self.log_lines)
 
+    @property
+    def internal_uri(self) -> str:
+        """Where the node takes pushes, as its ready line says (clients are never told)."""
+        ready = next(line for line in self.log_lines if "ready: Flight SQL at " in line)
+        return ready.split("(internal ", 1)[1].split(",", 1)[0]
+
 
 def _add_user(users: Path, user: str, password: str) -> None:
     subprocess.run(

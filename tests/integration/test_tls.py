@@ -57,11 +57,6 @@ def tls_node(tmp_path_factory: pytest.TempPathFactory, certs: Path) -> Iterator[
     assert stop_node(running) == 0, running.log()[-3000:]
 
 
-def _internal_uri(node: RunningNode) -> str:
-    ready = next(line for line in node.log_lines if "ready: Flight SQL at " in line)
-    return ready.split("(internal ", 1)[1].split(",", 1)[0]
-
-
 def _status_url(node: RunningNode) -> str:
     line = next(line for line in node.log_lines if "status page at " in line)
     return line.split("status page at ", 1)[1].split()[0]
@@ -72,7 +67,7 @@ def test_locations_are_tls_and_adbc_reads_every_row(tls_node: RunningNode, certs
     import adbc_driver_flightsql.dbapi as flightsql
 
     assert tls_node.uri.startswith("grpc+tls://")
-    assert _internal_uri(tls_node).startswith("grpc+tls://")
+    assert tls_node.internal_uri.startswith("grpc+tls://")
     options = {"username": USER, "password": PASSWORD,
                adbc.DatabaseOptions.TLS_ROOT_CERTS.value: (certs / "ca.pem").read_text()}
     with flightsql.connect(tls_node.uri, db_kwargs=options, autocommit=True) as conn, conn.cursor() as cur:
@@ -161,7 +156,7 @@ def _push(uri: str, credentials: grpc.ChannelCredentials) -> None:
 
 
 def test_pushes_without_a_certificate_of_the_cluster_are_refused(tls_node: RunningNode, certs: Path) -> None:
-    internal = _internal_uri(tls_node)
+    internal = tls_node.internal_uri
     ca = (certs / "ca.pem").read_bytes()
     rogue = certs / "rogue"
     attempts = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import grpc
 import pytest
@@ -319,7 +320,21 @@ def test_status_of_ignores_a_code_that_is_not_a_status_code() -> None:
 
     code, message = status_of(HttpError("page missing"))
     assert code is grpc.StatusCode.INTERNAL
-    assert message == "internal error: HttpError: page missing"
+    assert re.fullmatch(r"internal error [0-9a-f]{8} \(the node's log has the details\): HttpError: page missing",
+                        message), message
+
+
+def test_an_internal_error_tells_the_client_one_short_line_without_paths(caplog: pytest.LogCaptureFixture) -> None:
+    stack = "\n".join(f"\tat org.example.Deep.call{i}(/opt/app/src/Deep.java:{i})" for i in range(3000))
+    exc = RuntimeError(f"java.lang.StackOverflowError at /srv/flightsql/work/node-1/spill/q1.arrow\n{stack}")
+    with caplog.at_level(logging.ERROR):
+        code, message = status_of(exc)
+    assert code is grpc.StatusCode.INTERNAL
+    assert len(message) < 300 and "\n" not in message
+    assert "/srv/" not in message and "q1.arrow" in message
+    reference = message.split()[2]
+    # the whole failure is in the log, under the reference the client was given
+    assert any(reference in record.getMessage() and record.exc_info for record in caplog.records)
 
 
 def test_status_of_uses_the_mapper_only_when_it_answers() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from flightsql import settings as settings_module
 from flightsql.errors import InvalidArgument, PermissionDenied
-from flightsql.server.statements import count_parameter_markers, parameter_rows, parameter_schema
+from flightsql.server.statements import count_parameter_markers, parameter_rows, parameter_schema, scan
 from flightsql.server.status import clean_message
 from flightsql.server.tickets import Handles, ResultTicket, StatementHandle, Tickets
 from flightsql.settings import Settings, load, parse_size
@@ -294,7 +294,23 @@ def test_clean_message_keeps_a_plain_message() -> None:
 
 
 def test_clean_message_is_bounded() -> None:
-    assert len(clean_message("x" * 10_000)) == 4000
+    message = clean_message("x" * 10_000)
+    assert len(message) == 2000 and message.endswith("…")
+
+
+def test_clean_message_keeps_no_server_path() -> None:
+    text = "[PATH_NOT_FOUND] Path does not exist: file:/srv/node-1/warehouse/sales. SQLSTATE: 42K03"
+    assert clean_message(text) == "[PATH_NOT_FOUND] Path does not exist: …/sales. SQLSTATE: 42K03"
+
+
+@pytest.mark.parametrize("sql, markers, depth", [
+    ("SELECT 1", 0, 0),
+    ("SELECT ((1)), f(?, [2])", 1, 2),
+    ("SELECT '((((' AS s, `a(` FROM t -- ((((", 0, 0),
+    ("SELECT /* ( [ */ (1)", 0, 1),
+])
+def test_scan_counts_markers_and_bracket_depth_outside_literals(sql: str, markers: int, depth: int) -> None:
+    assert scan(sql) == (markers, depth)
 
 
 # -- settings -------------------------------------------------------------------------

@@ -113,6 +113,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("--max-message-size", "max_message_size",
            "largest message a client may send to the public server (an uploaded batch, a statement); a larger "
            "one is refused with RESOURCE_EXHAUSTED as it arrives, before authentication", _size),
+    Option("--max-streams", "max_streams",
+           "result streams (DoGet) and uploads (DoPut) open at once on this node; more are refused with "
+           "RESOURCE_EXHAUSTED (the server keeps threads for short calls besides)", int),
+    Option("--max-streams-per-user", "max_streams_per_user",
+           "streams and uploads one user may have open at once on this node", int),
+    Option("--stream-stall-timeout", "stream_stall_timeout",
+           "seconds a stream may wait on a client that takes no message (or an upload on one that sends "
+           "none) before it is ended; the result stays readable with the same ticket", float),
     Option("--max-statement-length", "max_statement_length",
            "longest SQL statement, in characters, a client may send; a longer one is refused with "
            "INVALID_ARGUMENT before Spark parses it", int),

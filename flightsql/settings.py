@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from flightmanager.admission import Limits
     from flightmanager.tls import TlsFiles
     from flightsql.server.statements import StatementLimits
+    from flightsql.server.streams import StreamLimits
 
 ENV_PREFIX = "FLIGHTSQL_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
@@ -73,6 +74,9 @@ class Settings:
     result_cache_size: int = 64 * 1024 * 1024
     max_message_size: int = 64 * 1024 * 1024
     history_age: float = 7 * 24 * 3600.0
+    max_streams: int = 128
+    max_streams_per_user: int = 16
+    stream_stall_timeout: float = 60.0
     max_statement_length: int = 1 << 20
     max_statement_depth: int = 256
     tls_cert: Path | None = None
@@ -84,6 +88,11 @@ class Settings:
         from flightmanager.admission import Limits
 
         return Limits(self.max_running, self.max_running_per_user, self.max_queued, self.queue_wait)
+
+    def stream_limits(self) -> "StreamLimits":
+        from flightsql.server.streams import StreamLimits
+
+        return StreamLimits(self.max_streams_per_user, self.max_streams, self.stream_stall_timeout)
 
     def statement_limits(self) -> "StatementLimits":
         from flightsql.server.statements import StatementLimits
@@ -158,6 +167,7 @@ class Settings:
             Policy.load(self.policy_file)  # a malformed policy too, with the file and policy named
         self.limits().check()
         self.statement_limits().check()
+        self.stream_limits().check()
         self.retention().check()
         _one_of("execution-mode", self.execution_mode, EXECUTION_MODES)
         _one_of("log-format", self.log_format, LOG_FORMATS)
@@ -190,6 +200,9 @@ FILE_KEYS: dict[str, str] = {
     "result_cache_size": "spark.flight.resultCache.size",
     "max_message_size": "spark.flight.maxMessageSize",
     "history_age": "spark.flight.history.age",
+    "max_streams": "spark.flight.maxStreams",
+    "max_streams_per_user": "spark.flight.maxStreamsPerUser",
+    "stream_stall_timeout": "spark.flight.streamStallTimeout",
     "max_statement_length": "spark.flight.sql.maxStatementLength",
     "max_statement_depth": "spark.flight.sql.maxStatementDepth",
     "tls_cert": "spark.flight.tls.cert",

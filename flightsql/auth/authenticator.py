@@ -25,6 +25,7 @@ from pathlib import Path
 
 from typing import Protocol
 
+from flightsql.auth.throttle import LoginThrottle
 from flightsql.auth.tokens import ANONYMOUS, Principal, TokenSigner
 from flightsql.auth.users import PathLike, UserStore, UsersFileError
 from flightsql.errors import Unauthenticated, Unavailable
@@ -105,9 +106,11 @@ class UserSource(Protocol):
 class Authenticator:
     """Decides who a call runs as; ``users=None`` disables authentication."""
 
-    def __init__(self, users: UserSource | None, signer: TokenSigner) -> None:
+    def __init__(self, users: UserSource | None, signer: TokenSigner, throttle: LoginThrottle | None = None) -> None:
         self.users = users
         self.signer = signer
+        #: rations password checks and refuses users and addresses with too many failures
+        self.throttle = throttle if throttle is not None else LoginThrottle()
 
     def _store(self) -> UserStore:
         assert self.users is not None
@@ -138,9 +141,10 @@ class Authenticator:
         return AuthResult(Principal(claims.user, claims.expires_at), session_id=claims.session_id)
 
     def authenticate(
-        self, metadata: Mapping[str, str], now: float | None = None
+        self, metadata: Mapping[str, str], now: float | None = None, source: str = ""
     ) -> AuthResult:
-        """Authenticate one call from its request metadata.
+        """Authenticate one call from its request metadata; ``source`` is the client's
+        address (logins are counted per user and per address).
 
         Raises :class:`Unauthenticated` for missing, malformed or wrong credentials
         and for invalid or expired tokens; never any other exception for bad input.
@@ -158,7 +162,7 @@ class Authenticator:
         if scheme == "basic":
             user, password = _basic_credentials(param)
             store = self._store()
-            if not store.verify(user, password):
+            if not self.throttle.check(user, source, lambda: store.verify(user, password)):
                 raise Unauthenticated(INVALID_CREDENTIALS)
             stamp = self.signer.stamp(user, store.credential(user) or "")
             return self._login(Principal(user, None), user, now, stamp)

@@ -27,6 +27,7 @@ from flightsql.auth import Authenticator, TokenSigner, UsersFile, load_or_create
 from flightsql.server.service import FlightSqlService
 from flightsql.server.session_store import ZooKeeperSessionStore
 from flightsql.server.sessions import Sessions
+from flightsql.server.streams import OpenStreams
 from flightsql.server.tickets import Handles, Tickets
 from flightsql.server.result_cache import ResultCache
 from flightsql.server.writes import TableWrites
@@ -132,8 +133,9 @@ class FlightSqlNode:
             zk_string = self.embedded_zookeeper.connect_string
         # the embedded ZooKeeper was the last child process to start: gRPC may start now
         tls = settings.tls()
+        stream_limits = settings.stream_limits()
         self.public_server, port = bind_server(
-            settings.host, settings.port, max_message=settings.max_message_size,
+            settings.host, settings.port, max_message=settings.max_message_size, max_workers=stream_limits.threads,
             credentials=tls.server_credentials(client_certificates=False) if tls else None,
         )
         # with the cluster's CA, only the nodes and their executors (certificates it issued) reach it
@@ -218,7 +220,7 @@ class FlightSqlNode:
             authorizer=self.authorizer, sessions=self.sessions, handles=Handles(keys.handles),
             writes=writes, results=ResultCache(writes.version, ttl=settings.result_cache_ttl,
                                                budget=settings.result_cache_size),
-            statement_limits=settings.statement_limits(),
+            statement_limits=settings.statement_limits(), streams=OpenStreams(stream_limits),
         )
         serve(self.public_server, self.service)
         self.port = port
@@ -263,6 +265,7 @@ class FlightSqlNode:
             ("status page", lambda server: server.stop(), part("status_server")),
             ("results", lambda manager: manager.stop(reason), part("manager")),
             ("public server", lambda server: server.stop(grace=2).wait(), part("public_server")),
+            ("stream watch", lambda service: service.streams.stop(), part("service")),
             ("sessions", lambda sessions: sessions.stop(), part("sessions")),
             ("internal server", lambda server: server.stop(grace=0).wait(), part("internal_server")),
             ("ZooKeeper client", lambda zk: (zk.stop(), zk.close()), part("zk")),

@@ -35,6 +35,7 @@ from flightmanager.log_context import query_context
 from flightmanager.manager import Submitted, arrow_schema
 from flightmanager.query import QueryState
 from flightmanager.spool import Hangup
+from flightsql.auth.throttle import peer_address
 from flightsql.auth import Authenticator, Principal
 from flightsql.catalog import schemas
 from flightsql.errors import InvalidArgument, NotFound, Unavailable, Unimplemented
@@ -44,6 +45,7 @@ from flightsql.server import ingest, metadata
 from flightsql.server.driver_results import driver_table
 from flightsql.server.prepared import PreparedStatement, PreparedStatements
 from flightsql.server.sessions import ClientSession, Sessions, clear_cookie, cookie_session_id, set_cookie
+from flightsql.server.streams import OpenStreams
 from flightsql.server.statements import (
     Statement,
     StatementKind,
@@ -114,6 +116,7 @@ class FlightSqlService(FlightService):
         writes: TableWrites | None = None,
         results: ResultCache | None = None,
         statement_limits: StatementLimits = StatementLimits(),
+        streams: OpenStreams | None = None,
     ) -> None:
         if execution_mode not in EXECUTION_MODES:
             raise ValueError(f"execution mode must be one of {EXECUTION_MODES}, got {execution_mode!r}")
@@ -126,6 +129,8 @@ class FlightSqlService(FlightService):
         self.tickets = tickets
         #: statements past these are refused before Spark parses them
         self.statement_limits = statement_limits
+        #: each user's open DoGet and DoPut streams, and the stalled ones ended
+        self.streams = streams if streams is not None else OpenStreams()
         #: every statement is judged here before it is prepared or run
         self.gate = gate or Gate()
         self.authorizer = authorizer or Authorizer(None)
@@ -139,7 +144,7 @@ class FlightSqlService(FlightService):
     # -- calls ---------------------------------------------------------------
     def _call(self, context: grpc.ServicerContext) -> Call:
         metadata = {k.lower(): v for k, v in context.invocation_metadata() if isinstance(v, str)}
-        result = self.authenticator.authenticate(metadata)
+        result = self.authenticator.authenticate(metadata, source=peer_address(context.peer()))
         headers = list(result.response_headers)
         cookie = cookie_session_id(metadata)
         session = self.sessions.open(result.principal.user, cookie or result.session_id)
@@ -443,6 +448,12 @@ class FlightSqlService(FlightService):
     def do_get(self, request: pb.Ticket, context: grpc.ServicerContext) -> Iterable[bytes]:
         call = self._call(context)
         query_id = self.tickets.redeem(request.ticket, call.principal.user)
+        # a result the driver holds is small and whole: its stream is short, and never refused
+        counted = not self.manager.record(query_id, call.principal.user).driver
+        with self.streams.open(call.principal.user, context, f"the stream of query {query_id}", counted) as stream:
+            yield from self.streams.sent(stream, self._result_stream(call, query_id, context))
+
+    def _result_stream(self, call: Call, query_id: str, context: grpc.ServicerContext) -> Iterator[bytes]:
         hangup = Hangup()  # a client that goes away frees this thread at once
         context.add_callback(hangup)
         with query_context(query_id):  # the stream's own steps carry it too (manager.stream)
@@ -455,6 +466,10 @@ class FlightSqlService(FlightService):
     def do_put(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterable[pb.PutResult]:
         call = self._call(context)
         self._no_new_work()
+        with self.streams.open(call.principal.user, context, "an upload") as stream:
+            yield from self._upload(call, self.streams.received(stream, requests))
+
+    def _upload(self, call: Call, requests: Iterator[bytes]) -> Iterator[pb.PutResult]:
         raw_first = next(requests, None)
         if raw_first is None:
             # e.g. the ADBC driver's bulk ingest of a stream without batches sends nothing at all

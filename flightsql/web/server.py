@@ -101,13 +101,13 @@ class StatusServer:
         self._server.server_close()
 
     # -- who asks --------------------------------------------------------------------
-    def viewer(self, authorization: str | None) -> Viewer:
+    def viewer(self, authorization: str | None, source: str = "") -> Viewer:
         """Who a request is from (None: may see everything); raises Unauthenticated."""
         if self._open:
             return None
         assert self._authenticator is not None
         metadata = {} if authorization is None else {"authorization": authorization}
-        user = self._authenticator.authenticate(metadata).principal.user
+        user = self._authenticator.authenticate(metadata, source=source).principal.user
         return None if self._is_admin(user) else user
 
     def _status_for(self, viewer: Viewer) -> ClusterStatus:
@@ -155,7 +155,7 @@ def _handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
                 self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n", {}, with_body)
                 return
             try:
-                viewer = server.viewer(self.headers.get("Authorization"))
+                viewer = server.viewer(self.headers.get("Authorization"), self.client_address[0])
             except Unauthenticated as exc:
                 body = f"{exc.message}\n".encode()
                 self._send(HTTPStatus.UNAUTHORIZED, "text/plain; charset=utf-8", body,

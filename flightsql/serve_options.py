@@ -127,6 +127,29 @@ OPTIONS: tuple[Option, ...] = (
     Option("--max-statement-depth", "max_statement_depth",
            "deepest nesting of brackets in a statement; a deeper one is refused with INVALID_ARGUMENT before "
            "Spark parses it (Spark's parser recurses per level)", int),
+    Option("--ldap-url", "ldap_url",
+           "LDAP directory of the users (instead of --users): ldap://HOST[:PORT] or ldaps://HOST[:PORT]; logins "
+           "bind as the user", metavar="URL"),
+    Option("--ldap-user-dn", "ldap_user_dn",
+           "DN pattern of a user, {user} for the (escaped) name, e.g. uid={user},ou=people,dc=example,dc=org",
+           metavar="PATTERN"),
+    Option("--ldap-user-base", "ldap_user_base",
+           "base DN to search users under (search, then bind; instead of --ldap-user-dn)", metavar="DN"),
+    Option("--ldap-user-filter", "ldap_user_filter", "filter finding a user under --ldap-user-base ({user}: the "
+           "escaped name)", metavar="FILTER"),
+    Option("--ldap-bind-dn", "ldap_bind_dn", "DN the node searches the directory as (unset: anonymous)",
+           metavar="DN"),
+    Option("--ldap-bind-password-file", "ldap_bind_password_file", "file holding the password of --ldap-bind-dn",
+           Path, metavar="FILE"),
+    Option("--ldap-group-base", "ldap_group_base",
+           "base DN of groups: the cn of each group listing a user is one of the user's groups in the policy "
+           "(unset: groups come from the policy file alone)", metavar="DN"),
+    Option("--ldap-group-filter", "ldap_group_filter",
+           "filter finding a user's groups ({dn}: the user's DN, {user}: the name; both escaped)",
+           metavar="FILTER"),
+    Option("--ldap-start-tls", "ldap_start_tls", "upgrade an ldap:// connection with StartTLS", switch=True),
+    Option("--ldap-ca", "ldap_ca", "PEM CA that issued the directory's certificate (unset: the system's)", Path,
+           metavar="FILE"),
     Option("--tls-cert", "tls_cert",
            "PEM certificate (chain) of this node: the public server, the internal server and the status page "
            "speak TLS only, and the node's locations are grpc+tls://", Path, metavar="FILE"),

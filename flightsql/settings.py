@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from flightmanager.history import Retention
     from flightmanager.admission import Limits
     from flightmanager.tls import TlsFiles
+    from flightsql.auth.ldap import LdapSettings
     from flightsql.server.statements import StatementLimits
     from flightsql.server.streams import StreamLimits
 
@@ -79,6 +80,16 @@ class Settings:
     stream_stall_timeout: float = 60.0
     max_statement_length: int = 1 << 20
     max_statement_depth: int = 256
+    ldap_url: str | None = None
+    ldap_user_dn: str | None = None
+    ldap_user_base: str | None = None
+    ldap_user_filter: str = "(uid={user})"
+    ldap_bind_dn: str | None = None
+    ldap_bind_password_file: Path | None = None
+    ldap_group_base: str | None = None
+    ldap_group_filter: str = "(|(member={dn})(memberUid={user}))"
+    ldap_start_tls: bool = False
+    ldap_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
@@ -98,6 +109,18 @@ class Settings:
         from flightsql.server.statements import StatementLimits
 
         return StatementLimits(self.max_statement_length, self.max_statement_depth)
+
+    def ldap(self) -> "LdapSettings | None":
+        """The LDAP directory of the node's users (None: no directory)."""
+        from flightsql.auth.ldap import LdapSettings
+
+        if self.ldap_url is None:
+            return None
+        return LdapSettings(
+            self.ldap_url, self.ldap_user_dn, self.ldap_user_base, self.ldap_user_filter, self.ldap_bind_dn,
+            self.ldap_bind_password_file, self.ldap_group_base, self.ldap_group_filter, self.ldap_start_tls,
+            self.ldap_ca,
+        )
 
     def tls(self) -> "TlsFiles | None":
         """The node's TLS files (None: no TLS)."""
@@ -125,11 +148,17 @@ class Settings:
 
     def check(self) -> None:
         """Refuse settings that would expose data without authentication, or make no sense."""
-        if self.users_file is None and self.host not in LOOPBACK and not self.allow_unauthenticated_remote:
+        if (self.users_file is None and self.ldap_url is None and self.host not in LOOPBACK
+                and not self.allow_unauthenticated_remote):
             raise ValueError(
                 f"refusing to listen on {self.host} without authentication: pass --users FILE "
-                "(see 'flightsql users add'), or --allow-unauthenticated-remote to accept the risk"
+                "(see 'flightsql users add') or --ldap-url, or --allow-unauthenticated-remote to accept the risk"
             )
+        if self.users_file is not None and self.ldap_url is not None:
+            raise ValueError("--users and --ldap-url are two sources of users: give one")
+        ldap = self.ldap()
+        if ldap is not None:
+            ldap.check()
         if self.memory_budget < 0 or self.disk_budget < 0:
             raise ValueError("budgets must be >= 0")
         for name in ("port", "internal_port", "http_port"):
@@ -205,6 +234,16 @@ FILE_KEYS: dict[str, str] = {
     "stream_stall_timeout": "spark.flight.streamStallTimeout",
     "max_statement_length": "spark.flight.sql.maxStatementLength",
     "max_statement_depth": "spark.flight.sql.maxStatementDepth",
+    "ldap_url": "spark.flight.auth.ldap.url",
+    "ldap_user_dn": "spark.flight.auth.ldap.userDn",
+    "ldap_user_base": "spark.flight.auth.ldap.userBase",
+    "ldap_user_filter": "spark.flight.auth.ldap.userFilter",
+    "ldap_bind_dn": "spark.flight.auth.ldap.bindDn",
+    "ldap_bind_password_file": "spark.flight.auth.ldap.bindPasswordFile",
+    "ldap_group_base": "spark.flight.auth.ldap.groupBase",
+    "ldap_group_filter": "spark.flight.auth.ldap.groupFilter",
+    "ldap_start_tls": "spark.flight.auth.ldap.startTls",
+    "ldap_ca": "spark.flight.auth.ldap.ca",
     "tls_cert": "spark.flight.tls.cert",
     "tls_key": "spark.flight.tls.key",
     "tls_ca": "spark.flight.tls.ca",

@@ -30,9 +30,9 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from flightsql.errors import PermissionDenied
 from flightsql.security.plan import Access, PlanFacts, Privilege, TableName
@@ -78,9 +78,12 @@ class Rule:
 class Policy:
     rules: tuple[Rule, ...]
     groups: dict[str, frozenset[str]]  # user -> groups
+    #: groups a directory (LDAP) puts the user in, besides the file's
+    directory: Callable[[str], frozenset[str]] | None = None
 
     def groups_of(self, user: str) -> frozenset[str]:
-        return self.groups.get(user, frozenset())
+        own = self.groups.get(user, frozenset())
+        return own if self.directory is None else own | self.directory(user)
 
     def allows(self, user: str, privilege: Privilege, table: TableName) -> bool:
         groups = self.groups_of(user)
@@ -187,11 +190,12 @@ class Authorizer:
         self.policy = policy
 
     @classmethod
-    def from_file(cls, path: Path | None) -> "Authorizer":
+    def from_file(cls, path: Path | None, directory: Callable[[str], frozenset[str]] | None = None) -> "Authorizer":
+        """The policy in ``path``; ``directory``: where users' groups come from besides it."""
         if path is None:
             log.warning("no authorization policy (--policy): every user may read, change and drop every table")
             return cls(None)
-        policy = Policy.load(path)
+        policy = replace(Policy.load(path), directory=directory)
         log.info("authorization policy %s: %d policies", path, len(policy.rules))
         return cls(policy)
 

@@ -24,6 +24,7 @@ from flightmanager.zk.paths import Paths
 from flightsql import logs
 from flightmanager.keys import ClusterKeys
 from flightsql.auth import Authenticator, TokenSigner, UsersFile, load_or_create_secret
+from flightsql.auth.ldap import LdapDirectory
 from flightsql.server.service import FlightSqlService
 from flightsql.server.session_store import ZooKeeperSessionStore
 from flightsql.server.sessions import Sessions
@@ -156,11 +157,14 @@ class FlightSqlNode:
         secret = load_or_create_secret(settings.secret_file) if settings.secret_file else cluster_secret(self.zk, paths)
         keys = ClusterKeys.derive(secret)
         del secret
-        users = UsersFile(settings.users_file) if settings.users_file else None
+        ldap = settings.ldap()
+        directory = LdapDirectory(ldap) if ldap is not None else None
+        users = UsersFile(settings.users_file) if settings.users_file else directory
         if users is None:
-            log.warning("authentication is off (no --users file): listening on %s only", settings.host)
+            log.warning("authentication is off (no --users file or --ldap-url): listening on %s only", settings.host)
         authenticator = Authenticator(users, TokenSigner(keys.tokens, settings.token_ttl))
-        self.authorizer = Authorizer.from_file(settings.policy_file)
+        self.authorizer = Authorizer.from_file(
+            settings.policy_file, directory.groups if directory is not None and ldap and ldap.group_base else None)
 
         internal = InternalFlightService(
             keys.pushes,

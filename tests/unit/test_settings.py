@@ -109,7 +109,8 @@ def test_the_sample_settings_file_is_valid() -> None:
     values, conf = read_file(sample)
     # the sample leaves out what needs files of its own (shown there as comments)
     assert set(values) == set(FILE_KEYS) - {"demo", "secret_file", "allow_unauthenticated_remote",
-                                            "internal_advertise_host", "tls_cert", "tls_key", "tls_ca"}
+                                            "internal_advertise_host", "tls_cert", "tls_key", "tls_ca",
+                                            *(name for name in FILE_KEYS if name.startswith("ldap_"))}
     assert dict(conf) == {"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": "16"}
     settings = load({}, environ={}, config=sample)
     assert settings.zookeeper == "localhost:2181/flightsql" and settings.http_port == 8080

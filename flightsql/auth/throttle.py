@@ -5,7 +5,7 @@ CPU, by design).  Unchecked, 32 threads of wrong passwords took a node from 394 
 2.4 GB and ``SELECT 1`` from 0.3 s to 5.5 s.  Two rules bound it:
 
 - **Hashing is rationed.**  At most ``hashes`` password checks run at once on a node;
-  a login that cannot get a turn within ``wait`` seconds is refused RESOURCE_EXHAUSTED
+  a login that cannot get a turn within ``wait`` seconds (30) is refused RESOURCE_EXHAUSTED
   (try again), and costs nothing.  Bearer tokens, which every call after a login
   carries, are an HMAC and never wait.
 - **Failures are counted.**  After ``failures`` wrong passwords within ``window``
@@ -33,7 +33,7 @@ TRACKED = 10_000
 @dataclass(frozen=True)
 class LoginLimits:
     hashes: int = 2
-    wait: float = 5.0
+    wait: float = 30.0
     failures: int = 10
     source_failures: int = 30
     window: float = 60.0

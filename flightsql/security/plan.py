@@ -499,11 +499,62 @@ def _temp_view_names(spark: "SparkSession") -> list[str]:
 
 
 def _bound_to_null(spark: "SparkSession", plan: Any, count: int) -> Any:
+    return _bound(spark, plan, [None] * count)
+
+
+def _bound(spark: "SparkSession", plan: Any, values: list[Any]) -> Any:
+    """``plan`` with its positional markers bound to literals of ``values``."""
     jvm = spark._jvm
-    literal = getattr(jvm.org.apache.spark.sql.catalyst.expressions, "Literal$")
-    null = getattr(literal, "MODULE$").apply(None)
-    values = jvm.java.util.ArrayList()
-    for _ in range(count):
-        values.add(null)
-    seq = jvm.scala.jdk.javaapi.CollectionConverters.asScala(values).toSeq()
+    literal = getattr(getattr(jvm.org.apache.spark.sql.catalyst.expressions, "Literal$"), "MODULE$")
+    literals = jvm.java.util.ArrayList()
+    for value in values:
+        literals.add(literal.apply(value))
+    seq = jvm.scala.jdk.javaapi.CollectionConverters.asScala(literals).toSeq()
     return jvm.org.apache.spark.sql.catalyst.analysis.PosParameterizedQuery(plan, seq)
+
+
+_MARKER = "\u0001flightsql-parameter-"
+_CAST = "org.apache.spark.sql.catalyst.expressions.Cast"
+_LITERAL = "org.apache.spark.sql.catalyst.expressions.Literal"
+
+
+def parameter_types(spark: "SparkSession", sql: str, count: int) -> list[str | None]:
+    """The Spark type each ``?`` marker takes in ``sql`` (None: no type is implied).
+
+    Each marker is bound to a string placeholder of its own and the statement analysed,
+    commands not run: where the context needs another type (``int_col = ?``,
+    ``? + 1``, ``ts > ?``), the analyser casts the placeholder to it, and the cast names
+    the marker's type.  A statement that does not analyse implies no types."""
+    if not count:
+        return []
+    try:
+        state = spark._jsparkSession.sessionState()
+        plan = _bound(spark, state.sqlParser().parsePlan(sql), [f"{_MARKER}{i}" for i in range(count)])
+        skip = getattr(getattr(spark._jvm.org.apache.spark.sql.execution, "CommandExecutionMode$"), "MODULE$").SKIP()
+        nodes = json.loads(state.executePlan(plan, skip).analyzed().toJSON())
+    except Exception as exc:  # noqa: BLE001 - no types implied; the values decide when bound
+        log.debug("parameter types not inferred: %s", str(exc).splitlines()[0][:200])
+        return [None] * count
+    types: list[str | None] = [None] * count
+    for expressions in _expression_lists(nodes):
+        for parent, child in zip(expressions, expressions[1:]):
+            value = child.get("value") if isinstance(child, dict) and child.get("class") == _LITERAL else None
+            if (isinstance(value, str) and value.startswith(_MARKER) and isinstance(parent, dict)
+                    and parent.get("class") == _CAST):
+                index = int(value[len(_MARKER):])
+                if 0 <= index < count and types[index] is None:
+                    types[index] = str(parent.get("dataType"))
+    return types
+
+
+def _expression_lists(value: Any) -> Iterator[list[Any]]:
+    """Every flattened expression tree (a list of nodes, parents before children) in a
+    plan's JSON."""
+    if isinstance(value, list):
+        if value and all(isinstance(v, dict) and "class" in v for v in value):
+            yield value
+        for item in value:
+            yield from _expression_lists(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _expression_lists(item)

@@ -63,7 +63,7 @@ from flightsql.server.tickets import Handles, Tickets
 from flightsql.server.result_cache import ResultCache, volatile
 from flightsql.server.writes import TableWrites
 from flightsql.security.guard import Gate
-from flightsql.security.plan import Access, PlanFacts, Privilege, TableName
+from flightsql.security.plan import Access, PlanFacts, Privilege, TableName, parameter_types
 from flightsql.security.policy import Authorizer
 
 if TYPE_CHECKING:
@@ -567,7 +567,7 @@ class FlightSqlService(FlightService):
             return results.create_prepared_statement_result(
                 handle,
                 schema_to_bytes(dataset_schema) if dataset_schema is not None else None,
-                schema_to_bytes(parameter_schema(statement.parameter_count)),
+                schema_to_bytes(parameter_schema(parameter_types(spark, statement.sql, statement.parameter_count))),
                 statement.is_update,
             )
         if isinstance(action, cmd.ClosePreparedStatement):

@@ -185,9 +185,34 @@ def affected_rows(df: "DataFrame") -> int:
     return -1
 
 
-def parameter_schema(count: int) -> pa.Schema:
-    """Spark infers parameter types from the bound values, so markers are typeless."""
-    return pa.schema([pa.field(f"parameter_{i + 1}", pa.null()) for i in range(count)])
+_PARAMETER_TYPES: dict[str, pa.DataType] = {
+    "boolean": pa.bool_(), "byte": pa.int8(), "short": pa.int16(), "integer": pa.int32(), "long": pa.int64(),
+    "float": pa.float32(), "double": pa.float64(), "string": pa.utf8(), "binary": pa.binary(),
+    "date": pa.date32(),
+    # milliseconds: the JDBC driver binds a java.sql.Timestamp as its epoch milliseconds, whatever the unit
+    "timestamp": pa.timestamp("ms", tz="UTC"), "timestamp_ntz": pa.timestamp("ms"),
+}
+
+
+def _parameter_type(spark_type: str | None) -> pa.DataType:
+    if spark_type is None:
+        return pa.utf8()  # no context implies a type: a string, as Spark types an untyped literal
+    if spark_type in _PARAMETER_TYPES:
+        return _PARAMETER_TYPES[spark_type]
+    if spark_type.startswith("decimal("):
+        precision, scale = (int(part) for part in spark_type[len("decimal("):-1].split(","))
+        return pa.decimal128(precision, scale)
+    return pa.utf8()
+
+
+def parameter_schema(types: Sequence[str | None]) -> pa.Schema:
+    """The parameter schema a prepared statement announces: each marker typed as its
+    context implies (see :func:`flightsql.security.plan.parameter_types`), else a string.
+
+    Clients that type their values themselves (ADBC) may bind any type: the values are
+    converted as Spark converts literals.  The JDBC driver binds each value into the
+    announced type, so the announcement must be what the statement needs."""
+    return pa.schema([pa.field(f"parameter_{i + 1}", _parameter_type(t)) for i, t in enumerate(types)])
 
 
 def parameter_rows(batches: Sequence[pa.RecordBatch]) -> list[list[Any]]:

@@ -220,11 +220,11 @@ def test_parameter_rows_of_nothing() -> None:
     assert parameter_rows([]) == []
 
 
-def test_parameter_schema() -> None:
-    schema = parameter_schema(3)
-    assert schema.names == ["parameter_1", "parameter_2", "parameter_3"]
-    assert all(t == pa.null() for t in schema.types)
-    assert len(parameter_schema(0)) == 0
+def test_parameter_schema_types_each_marker_as_its_context_implies() -> None:
+    schema = parameter_schema(["integer", None, "decimal(10,2)", "timestamp", "array<int>"])
+    assert schema.names == [f"parameter_{i}" for i in range(1, 6)]
+    assert schema.types == [pa.int32(), pa.utf8(), pa.decimal128(10, 2), pa.timestamp("ms", tz="UTC"), pa.utf8()]
+    assert len(parameter_schema([])) == 0
 
 
 # -- Spark messages ------------------------------------------------------------------

@@ -68,9 +68,10 @@ class OpenStreams:
         self.limits = limits
         self._clock = clock
         self._lock = threading.Lock()
+        #: every open stream, watched for stalls
         self._streams: set[_Stream] = set()
-        #: streams watched for stalls but not counted against the limits
-        self._watched: set[_Stream] = set()
+        #: the streams counted against the limits, in all and per user
+        self._counted = 0
         self._per_user: dict[str, int] = {}
         self._stop = threading.Event()
         self._watch = threading.Thread(target=self._watch_stalls, name="stream-stalls", daemon=True)
@@ -83,39 +84,39 @@ class OpenStreams:
     def open(self, user: str, context: grpc.ServicerContext, what: str, counted: bool = True) -> Iterator[_Stream]:
         """Hold one of ``user``'s streams while the body runs; refuse it past the limits.
         A stream not ``counted`` (a small result held whole) is only watched for stalls."""
-        if not counted:
-            stream = _Stream(context, user, what)
-            with self._lock:
-                self._watched.add(stream)
-            try:
-                yield stream
-            finally:
-                with self._lock:
-                    self._watched.discard(stream)
-            return
+        stream = _Stream(context, user, what)
         with self._lock:
-            mine = self._per_user.get(user, 0)
-            if mine >= self.limits.per_user:
-                raise ResourceExhausted(
-                    f"user {user!r} has {mine} streams open at this node, the most it allows "
-                    f"(--max-streams-per-user): finish reading one first")
-            if len(self._streams) >= self.limits.total:
-                raise ResourceExhausted(
-                    f"this node has {len(self._streams)} streams open, the most it allows (--max-streams): "
-                    "try again in a moment")
-            stream = _Stream(context, user, what)
+            if counted:
+                self._admit(user)
             self._streams.add(stream)
-            self._per_user[user] = mine + 1
         try:
             yield stream
         finally:
             with self._lock:
                 self._streams.discard(stream)
-                left = self._per_user[user] - 1
-                if left:
-                    self._per_user[user] = left
-                else:
-                    del self._per_user[user]
+                if counted:
+                    self._release(user)
+
+    def _admit(self, user: str) -> None:
+        mine = self._per_user.get(user, 0)
+        if mine >= self.limits.per_user:
+            raise ResourceExhausted(
+                f"user {user!r} has {mine} streams open at this node, the most it allows "
+                f"(--max-streams-per-user): finish reading one first")
+        if self._counted >= self.limits.total:
+            raise ResourceExhausted(
+                f"this node has {self._counted} streams open, the most it allows (--max-streams): "
+                "try again in a moment")
+        self._per_user[user] = mine + 1
+        self._counted += 1
+
+    def _release(self, user: str) -> None:
+        self._counted -= 1
+        left = self._per_user[user] - 1
+        if left:
+            self._per_user[user] = left
+        else:
+            del self._per_user[user]
 
     def sent(self, stream: _Stream, messages: Iterator[T]) -> Iterator[T]:
         """``messages`` as a server stream yields them, timing each hand-over: gRPC resumes
@@ -139,14 +140,14 @@ class OpenStreams:
 
     def open_count(self, user: str | None = None) -> int:
         with self._lock:
-            return len(self._streams) if user is None else self._per_user.get(user, 0)
+            return self._counted if user is None else self._per_user.get(user, 0)
 
     def _watch_stalls(self) -> None:
         period = min(1.0, self.limits.stall / 4)
         while not self._stop.wait(period):
             now = self._clock()
             with self._lock:
-                stalled = [s for s in (*self._streams, *self._watched)
+                stalled = [s for s in self._streams
                            if s.waiting_since is not None and now - s.waiting_since > self.limits.stall]
             for stream in stalled:
                 log.warning("%s of user %s: its client took nothing for %.0f s; ending the stream (the result "

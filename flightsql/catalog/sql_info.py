@@ -153,7 +153,7 @@ class SqlInfo(enum.IntEnum):
 _TRANSACTION_NONE = 0  # SqlSupportedTransaction / SqlTransactionIsolationLevel
 _CASE_INSENSITIVE = 1  # SqlSupportedCaseSensitivity
 _NULLS_SORTED_LOW = 1  # SqlNullOrdering: ASC puts NULLs first, DESC last
-_FULL_OUTER_JOINS = 2  # SqlOuterJoinsSupportLevel
+_LIMITED_OUTER_JOINS, _FULL_OUTER_JOINS = 1, 2  # SqlOuterJoinsSupportLevel
 _GROUP_BY_UNRELATED, _GROUP_BY_BEYOND_SELECT = 0, 1
 _MINIMUM_GRAMMAR, _CORE_GRAMMAR = 0, 1
 _ANSI92_ENTRY_SQL = 0
@@ -278,7 +278,10 @@ def _answers(facts: EngineFacts) -> dict[int, _Answer]:
         i.SQL_ANSI92_SUPPORTED_LEVEL: (i32, _mask(_ANSI92_ENTRY_SQL)),
         # Spark accepts key constraints as metadata but does not enforce them.
         i.SQL_SUPPORTS_INTEGRITY_ENHANCEMENT_FACILITY: (b, False),
-        i.SQL_OUTER_JOINS_SUPPORT_LEVEL: (i32, _FULL_OUTER_JOINS),
+        # FlightSql.proto calls this one an ordinal, but the Flight SQL JDBC driver reads it as a
+        # bitmask (supportsFullOuterJoins tests bit 2): a mask of both levels reads right there,
+        # and no client is known to read the ordinal (docs/clients.md).
+        i.SQL_OUTER_JOINS_SUPPORT_LEVEL: (i32, _mask(_LIMITED_OUTER_JOINS, _FULL_OUTER_JOINS)),
         i.SQL_SCHEMA_TERM: (s, "schema"),
         i.SQL_PROCEDURE_TERM: (s, "procedure"),
         i.SQL_CATALOG_TERM: (s, "catalog"),

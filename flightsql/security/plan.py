@@ -521,7 +521,8 @@ _LITERAL = "org.apache.spark.sql.catalyst.expressions.Literal"
 def parameter_types(spark: "SparkSession", sql: str, count: int) -> list[str | None]:
     """The Spark type each ``?`` marker takes in ``sql`` (None: no type is implied).
 
-    Each marker is bound to a string placeholder of its own and the statement analysed,
+    A marker that is a whole value of an INSERT takes its column's type.  Otherwise each
+    marker is bound to a string placeholder of its own and the statement analysed,
     commands not run: where the context needs another type (``int_col = ?``,
     ``? + 1``, ``ts > ?``), the analyser casts the placeholder to it, and the cast names
     the marker's type.  A statement that does not analyse implies no types."""
@@ -529,13 +530,16 @@ def parameter_types(spark: "SparkSession", sql: str, count: int) -> list[str | N
         return []
     try:
         state = spark._jsparkSession.sessionState()
-        plan = _bound(spark, state.sqlParser().parsePlan(sql), [f"{_MARKER}{i}" for i in range(count)])
+        parsed = state.sqlParser().parsePlan(sql)
+        types = _inserted_types(spark, parsed, count)
+        if all(types):
+            return types
+        plan = _bound(spark, parsed, [f"{_MARKER}{i}" for i in range(count)])
         skip = getattr(getattr(spark._jvm.org.apache.spark.sql.execution, "CommandExecutionMode$"), "MODULE$").SKIP()
         nodes = json.loads(state.executePlan(plan, skip).analyzed().toJSON())
     except Exception as exc:  # noqa: BLE001 - no types implied; the values decide when bound
         log.debug("parameter types not inferred: %s", str(exc).splitlines()[0][:200])
         return [None] * count
-    types: list[str | None] = [None] * count
     for expressions in _expression_lists(nodes):
         for parent, child in zip(expressions, expressions[1:]):
             value = child.get("value") if isinstance(child, dict) and child.get("class") == _LITERAL else None
@@ -545,6 +549,49 @@ def parameter_types(spark: "SparkSession", sql: str, count: int) -> list[str | N
                 if 0 <= index < count and types[index] is None:
                     types[index] = str(parent.get("dataType"))
     return types
+
+
+def _inserted_types(spark: "SparkSession", parsed: Any, count: int) -> list[str | None]:
+    """For ``INSERT INTO t [(cols)] VALUES (...), ...`` or ``INSERT INTO t SELECT ...`` of
+    plain values: a marker that is a whole value takes its target column's type.  (The
+    analyser types such values only after the markers are bound, so the analysed plan
+    cannot say.)"""
+    types: list[str | None] = [None] * count
+    if parsed.getClass().getSimpleName() != "InsertIntoStatement" or parsed.partitionSpec().nonEmpty():
+        return types
+    from flightsql.server.metadata import quote
+
+    schema = spark.table(".".join(quote(p) for p in _list(parsed.table().multipartIdentifier()))).schema
+    declared = {f.name.lower(): f.dataType.jsonValue() for f in schema}
+    columns = _list(parsed.userSpecifiedCols()) or [f.name for f in schema]
+    targets = [declared.get(str(c).lower()) for c in columns]
+    query = parsed.query()
+    kind = query.getClass().getSimpleName()
+    if kind == "UnresolvedInlineTable":
+        rows = [_list(row) for row in _list(query.rows())]
+    elif kind == "Project" and query.child().getClass().getSimpleName() == "OneRowRelation":
+        rows = [[_unaliased(e) for e in _list(query.projectList())]]
+    else:
+        return types
+    whole = [(column, expression.pos()) for row in rows
+             for column, expression in enumerate(row) if expression.getClass().getSimpleName() == "PosParameter"]
+    if len(whole) != count:
+        return types  # some markers stand inside expressions: their numbers are not known here
+    order = sorted(position for _, position in whole)  # markers are numbered by where they stand
+    for column, position in whole:
+        if column < len(targets) and isinstance(targets[column], str):
+            types[order.index(position)] = targets[column]
+    return types
+
+
+def _list(seq: Any) -> list[Any]:
+    return [seq.apply(i) for i in range(seq.size())]
+
+
+def _unaliased(expression: Any) -> Any:
+    while expression.getClass().getSimpleName() in ("UnresolvedAlias", "Alias"):
+        expression = expression.child()
+    return expression
 
 
 def _expression_lists(value: Any) -> Iterator[list[Any]]:

@@ -537,16 +537,14 @@ class FlightSqlService(FlightService):
             raise InvalidArgument("a query was sent as an update; execute it as a query instead")
         spark = call.session.spark
         facts = self.gate.check(spark, call.principal.user, statement.sql, statement.parameter_count)
-        total, known = 0, True
+        total = 0
         try:
             with self.writes.hold(_written(facts)):  # one write into a table at a time
                 for row in rows:
-                    count = affected_rows(dataframe(spark, statement, row))
-                    known = known and count >= 0
-                    total += max(count, 0)
+                    total += affected_rows(dataframe(spark, statement, row))
         finally:
             self.sessions.record(call.session)  # USE, SET and the like change the session
-        return total if known else -1
+        return total
 
     # -- DoAction --------------------------------------------------------------
     def do_action(self, request: pb.Action, context: grpc.ServicerContext) -> Iterable[pb.Result]:

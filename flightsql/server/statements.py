@@ -172,17 +172,22 @@ def reads_no_data(df: "DataFrame") -> bool:
 
 
 def affected_rows(df: "DataFrame") -> int:
-    """Rows written by an executed DML statement, or -1 where Spark does not say."""
+    """Rows written by an executed statement: Spark's count where its plan keeps one, else 0.
+
+    Never -1 ("unknown", which Flight SQL allows): the Flight SQL JDBC driver takes -1 for
+    "this statement has a result" and runs the statement again as a query, so a DDL
+    statement would fail on its second run and an uncounted write would be written twice.
+    JDBC itself asks for 0 from statements that return nothing."""
     try:
         plan = df._jdf.queryExecution().executedPlan()
         if plan.getClass().getSimpleName() == "CommandResultExec":
             plan = plan.commandPhysicalPlan()
         metrics = plan.metrics()
         if metrics.contains("numOutputRows"):
-            return int(metrics.apply("numOutputRows").value())
-    except Exception:  # noqa: BLE001 - a plan without metrics is "unknown"
-        return -1
-    return -1
+            return max(int(metrics.apply("numOutputRows").value()), 0)
+    except Exception:  # noqa: BLE001 - a plan without metrics counts no rows
+        return 0
+    return 0
 
 
 _PARAMETER_TYPES: dict[str, pa.DataType] = {

@@ -102,7 +102,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
 def connect(node: RunningNode, user: str = USER, password: str = PASSWORD):  # type: ignore[no-untyped-def]
     import adbc_driver_flightsql.dbapi as flightsql
 
-    return flightsql.connect(node.uri, db_kwargs={"username": user, "password": password})
+    return flightsql.connect(node.uri, autocommit=True, db_kwargs={"username": user, "password": password})
 
 
 @pytest.fixture()

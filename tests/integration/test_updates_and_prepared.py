@@ -30,7 +30,8 @@ def test_update_through_statement_update(conn) -> None:  # type: ignore[no-untyp
         cur.execute("CREATE OR REPLACE TEMPORARY VIEW v_upd AS SELECT 1 AS a")
         assert cur.adbc_statement is not None
         cur.adbc_statement.set_sql_query("DROP VIEW v_upd")
-        assert cur.adbc_statement.execute_update() == -1  # DDL: Spark does not count rows
+        # DDL writes no rows: 0, never -1 ("unknown"), which the JDBC driver takes for a query
+        assert cur.adbc_statement.execute_update() == 0
 
 
 @pytest.mark.parametrize(
@@ -81,6 +82,22 @@ def test_preparing_ddl_does_not_run_it(conn) -> None:  # type: ignore[no-untyped
         cur.adbc_prepare("CREATE TABLE never_created (a INT)")
         cur.execute("SHOW TABLES LIKE 'never_created'")
         assert cur.fetchall() == []
+
+
+def test_a_prepared_insert_announces_each_marker_as_its_column_type(conn) -> None:  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS typed_insert (a INT, b STRING, c DECIMAL(10,2)) USING parquet")
+        assert cur.adbc_prepare("INSERT INTO typed_insert (c, a) VALUES (?, ?)").types == [
+            pa.decimal128(10, 2), pa.int32()]
+        assert cur.adbc_prepare("INSERT INTO typed_insert VALUES (?, 'x', 1.5), (2, ?, ?)").types == [
+            pa.int32(), pa.utf8(), pa.decimal128(10, 2)]
+        assert cur.adbc_prepare("INSERT INTO typed_insert SELECT ?, 'x', ?").types == [pa.int32(), pa.decimal128(10, 2)]
+        cur.execute("INSERT INTO typed_insert (c, a) VALUES (?, ?)", parameters=(decimal.Decimal("2.50"), 7))
+        cur.execute("SELECT a, b, c FROM typed_insert")
+        assert cur.fetchall() == [(7, None, decimal.Decimal("2.50"))]
+        cur.execute("DROP TABLE typed_insert")
 
 
 def test_wrong_parameter_count_is_invalid_argument(conn) -> None:  # type: ignore[no-untyped-def]

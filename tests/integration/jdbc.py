@@ -13,19 +13,25 @@ from tests.integration.conftest import PASSWORD, USER, RunningNode
 JARS = sorted((Path(__file__).resolve().parents[2] / ".cache" / "jdbc").glob("flight-sql-jdbc-driver-*.jar"))
 
 
-@pytest.fixture(scope="module")
-def jvm() -> Any:
-    jpype = pytest.importorskip("jpype")
+def start_jvm(jpype: Any) -> None:
+    """The test process's one JVM, with the driver on its class path."""
     import jpype.config
     import jpype.imports  # noqa: F401 - lets Python import Java packages (java.sql, ...)
-    if not JARS:
-        pytest.skip("the Flight SQL JDBC driver is not in .cache/jdbc (dev/jdbc-driver.sh fetches it)")
+
     # the driver's gRPC threads never end: a JVM destroyed at exit would wait for them forever
     jpype.config.destroy_jvm = False
     if not jpype.isJVMStarted():
         # the driver's Arrow memory needs java.nio opened to it on Java 17
         jpype.startJVM("--add-opens=java.base/java.nio=ALL-UNNAMED", classpath=[str(JARS[-1])],
                        convertStrings=True)
+
+
+@pytest.fixture(scope="module")
+def jvm() -> Any:
+    jpype = pytest.importorskip("jpype")
+    if not JARS:
+        pytest.skip("the Flight SQL JDBC driver is not in .cache/jdbc (dev/jdbc-driver.sh fetches it)")
+    start_jvm(jpype)
     return jpype
 
 

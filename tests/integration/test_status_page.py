@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.integration.conftest import (
     OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node, wait_until,
 )
+from tests.integration.jdbc import jdbc_connect, jvm  # noqa: F401 - the fixture
 from tests.integration.zookeeper import running_zookeeper
 
 pytestmark = pytest.mark.integration
@@ -389,3 +390,27 @@ def test_a_repeated_small_query_is_answered_from_kept_answers_until_its_table_ch
     kept = counted("kept")
     assert [ask(first, volatile) for _ in range(3)] == [[(101,)]] * 3
     assert counted("kept") == kept  # never kept
+
+
+def test_the_jdbc_driver_reads_every_endpoint_at_its_own_node(nodes: list[WatchedNode], jvm: Any) -> None:  # noqa: F811
+    """A BI tool's large result from the two nodes: the Flight SQL JDBC driver logs in at the
+    first node, reads each endpoint at the node its location names (logging in there as
+    well), and gets every row once."""
+    sql = "SELECT id, CAST(id AS STRING) AS label FROM range(0, 1000000, 1, 8) /* jdbc */"
+    connection = jdbc_connect(nodes[0].node)
+    try:
+        result = connection.createStatement().executeQuery(sql)
+        count = total = 0
+        while result.next():
+            total += result.getLong(1)
+            count += 1
+        result.close()
+    finally:
+        connection.close()
+    assert (count, total) == (1000000, sum(range(1000000)))
+    ids = [node.node_id for node in nodes]
+    wait_until(lambda: set((nodes[0].query(sql) or {}).get("served", {})) == set(ids), timeout=30,
+               what="both nodes to have served the JDBC read")
+    served = nodes[0].query(sql)["served"]  # type: ignore[index]
+    assert sum(served[n]["rows"] for n in ids) == 1000000
+    assert all(served[n]["rows"] > 0 and served[n]["streams"] >= 1 for n in ids), served

@@ -164,6 +164,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--http-port", "http_port",
            "port of the HTTP status page (/) and Prometheus metrics (/metrics); 0: any; unset: no HTTP server",
            int),
+    Option("--rest-port", "rest_port",
+           "port of the Livy-compatible REST API (SQL sessions and statements; docs/rest.md); 0: any; "
+           "unset: none", int),
+    Option("--rest-max-rows", "rest_max_rows",
+           "rows of a result a REST statement's output carries (the whole result stays readable over Flight)",
+           int),
     Option("--drain-timeout", "drain_timeout",
            "on SIGTERM, seconds to drain: the node takes no new work and waits until the results it holds "
            "have been read, then stops (0: stop at once; SIGINT or a second signal always stops at once)", float),

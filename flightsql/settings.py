@@ -59,6 +59,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     http_port: int | None = None
+    rest_port: int | None = None
+    rest_max_rows: int = 1000
     drain_timeout: float = 30.0
     policy_file: Path | None = None
     allow_server_access: str = ""
@@ -161,7 +163,7 @@ class Settings:
             ldap.check()
         if self.memory_budget < 0 or self.disk_budget < 0:
             raise ValueError("budgets must be >= 0")
-        for name in ("port", "internal_port", "http_port"):
+        for name in ("port", "internal_port", "http_port", "rest_port"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 65535:
                 raise ValueError(f"{name.replace('_', '-')} must be a port number (0-65535), got {value}")
@@ -171,6 +173,8 @@ class Settings:
             raise ValueError("drain-timeout must be >= 0")
         if self.max_message_size < 1024:
             raise ValueError("max-message-size must be at least 1k")
+        if self.rest_max_rows < 0:
+            raise ValueError("rest-max-rows must be >= 0")
         if self.result_cache_ttl < 0 or self.result_cache_size < 0:
             raise ValueError("result-cache-ttl and result-cache-size must be >= 0")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -252,6 +256,8 @@ FILE_KEYS: dict[str, str] = {
     "log_level": "spark.flight.log.level",
     "log_format": "spark.flight.log.format",
     "http_port": "spark.flight.http.port",
+    "rest_port": "spark.flight.rest.port",
+    "rest_max_rows": "spark.flight.rest.maxRows",
     "drain_timeout": "spark.flight.drainTimeout",
     "policy_file": "spark.flight.auth.policyFile",
     "allow_server_access": "spark.flight.sql.allowServerAccess",

@@ -14,6 +14,7 @@ from flightmanager.flight.service import bind_server, check_free, serve
 from flightmanager.tls import location
 from flightmanager.internal import InternalFlightService
 from flightmanager.records import Node, SpoolSettings
+from flightmanager.tls import TlsFiles
 from flightmanager.zk import credential as zk_credential
 from flightmanager.zk.credential import Credential, lock_tree
 from flightmanager.zk.embedded import EmbeddedZooKeeper
@@ -25,6 +26,9 @@ from flightsql import logs
 from flightmanager.keys import ClusterKeys
 from flightsql.auth import Authenticator, TokenSigner, UsersFile, load_or_create_secret
 from flightsql.auth.ldap import LdapDirectory
+from flightsql.rest.runner import FlightCaller, StatementRunner
+from flightsql.rest.server import LivyGateway, RestServer
+from flightsql.rest.store import RestStore
 from flightsql.server.service import FlightSqlService
 from flightsql.server.session_store import ZooKeeperSessionStore
 from flightsql.server.sessions import Sessions
@@ -227,6 +231,9 @@ class FlightSqlNode:
             statement_limits=settings.statement_limits(), streams=OpenStreams(stream_limits),
         )
         serve(self.public_server, self.service)
+        self.rest_server: RestServer | None = None
+        if settings.rest_port is not None:
+            self.rest_server = self._rest_server(settings, authenticator, node, tls, paths)
         self.port = port
         self.internal_port = internal_port
         self.node = node
@@ -238,6 +245,22 @@ class FlightSqlNode:
             len(self.manager.membership.live()),
         )
         return self
+
+    def _rest_server(self, settings: Settings, authenticator: Authenticator, node: Node,
+                     tls: "TlsFiles | None", paths: Paths) -> RestServer:
+        """The Livy-compatible REST API: a Flight SQL client of this node in each user's name."""
+        roots = None
+        if tls is not None:
+            roots = (tls.ca or tls.cert).read_bytes()
+        caller = FlightCaller(node.public_uri, roots)
+        gateway = LivyGateway(
+            RestStore(self.zk, paths.root), StatementRunner(RestStore(self.zk, paths.root), caller,
+                                                            settings.rest_max_rows),
+            authenticator, self.authorizer.is_admin, node.node_id, self.manager.membership.is_live,
+            self.manager.admission.full, VERSION)
+        server = RestServer(settings.host, settings.rest_port or 0, gateway, tls).start()
+        log.info("Livy REST API at %s", server.url(settings.public_host))
+        return server
 
     def _zookeeper_credential(self, work: Path) -> Credential:
         """The cluster's ZooKeeper credential: the file given, or (embedded ZooKeeper) one of
@@ -266,6 +289,7 @@ class FlightSqlNode:
             log.info("stopping")
         part = self.__dict__.get
         steps = [
+            ("REST API", lambda server: server.stop(), part("rest_server")),
             ("status page", lambda server: server.stop(), part("status_server")),
             ("results", lambda manager: manager.stop(reason), part("manager")),
             ("public server", lambda server: server.stop(grace=2).wait(), part("public_server")),
@@ -298,7 +322,8 @@ def restart_after_driver_death(node: FlightSqlNode) -> FlightSqlNode:
     forget_spark()
     # the same ports (asked for as 0 or not): clients and the cluster know the node by them
     same_ports = replace(node.settings, port=node.port, internal_port=node.internal_port,
-                         http_port=node.status_server.port if node.status_server else None)
+                         http_port=node.status_server.port if node.status_server else None,
+                         rest_port=node.rest_server.port if node.rest_server else None)
     started = FlightSqlNode(same_ports, restarts).start()
     metrics.DRIVER_RESTARTS.labels(started.node.node_id).inc()
     log.info("serving again after the Spark driver died (restart %d)", restarts)

@@ -1,0 +1,236 @@
+"""The Livy-compatible REST API of two real nodes on one ZooKeeper, driven by Livy's own
+Python client (``livy`` from PyPI) and by plain HTTP: SQL sessions and statements, their
+results against the same query over Flight SQL, a session used through either node,
+cancel, "too busy" answers, and requests that try to cross users or break the server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pyarrow.flight as flight
+import pytest
+
+from tests.integration.conftest import (
+    OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node, wait_until,
+)
+from tests.integration.zookeeper import running_zookeeper
+
+pytestmark = pytest.mark.integration
+
+MAX_ROWS = 50
+SLOW_SQL = "SELECT sum(id) FROM range(0, 100000000000, 1, 2)"  # minutes of work: cancelled by the tests
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@dataclass
+class RestNode:
+    node: RunningNode
+    url: str
+
+    def call(self, method: str, path: str, body: Any = None, authorization: str | None = "",
+             raw: bytes | None = None) -> tuple[int, Any, dict[str, str]]:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        request = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        header = basic(USER, PASSWORD) if authorization == "" else authorization
+        if header is not None:
+            request.add_header("Authorization", header)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read() or b"null"), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null"), dict(error.headers)
+
+    def ok(self, method: str, path: str, body: Any = None, authorization: str | None = "") -> Any:
+        status, doc, _ = self.call(method, path, body, authorization)
+        assert status in (200, 201), (status, doc)
+        return doc
+
+    def finished(self, session: int, statement: int, timeout: float = 120) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+
+        def done() -> bool:
+            found.update(self.ok("GET", f"/sessions/{session}/statements/{statement}"))
+            return found["state"] in ("available", "error", "cancelled")
+
+        wait_until(done, timeout, f"statement {statement} of session {session} to finish")
+        return found
+
+
+def _rest_url(node: RunningNode) -> str:
+    line = next(line for line in node.log_lines if "Livy REST API at " in line)
+    return line.split("Livy REST API at ", 1)[1].split()[0]
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RestNode]]:
+    base = tmp_path_factory.mktemp("rest")
+    users = base / "users"
+    _add_user(users, USER, PASSWORD)
+    _add_user(users, OTHER_USER, OTHER_PASSWORD)
+    with running_zookeeper(base / "zookeeper") as zookeeper:
+        common = ("--users", str(users), *zookeeper.node_args("/rest-test"), "--rest-port", "0",
+                  "--rest-max-rows", str(MAX_ROWS), "--max-running", "1", "--max-queued", "0",
+                  "--conf", "spark.driver.memory=768m")
+        with ThreadPoolExecutor(2) as pool:
+            started = list(pool.map(lambda args: start_node(base / args[0], *common, *args[1:]),
+                                    [("a", "--demo"), ("b",)]))
+        yield [RestNode(node, _rest_url(node)) for node in started]
+        codes = [stop_node(node) for node in started]
+    assert codes == [0, 0], "\n".join(node.log()[-3000:] for node in started)
+
+
+def test_a_livy_client_runs_sql_and_gets_what_flight_sql_gets(nodes: list[RestNode]) -> None:
+    from livy import LivySession, SessionKind
+
+    sql = "SELECT city, count(*) AS trips, round(avg(minutes), 3) AS minutes FROM demo.trips GROUP BY city ORDER BY city"
+    with LivySession.create(nodes[0].url, kind=SessionKind.SQL, auth=(USER, PASSWORD)) as session:
+        assert session.state.value == "idle"
+        frame = session.download_sql(sql)
+        session_id = session.session_id
+    with connect(nodes[0].node) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        expected = cur.fetchall()
+    assert [tuple(row) for row in frame.itertuples(index=False)] == [tuple(r) for r in expected]
+    status, doc, _ = nodes[0].call("GET", f"/sessions/{session_id}")  # closed: gone
+    assert status == 404 and "not found" in doc["msg"]
+
+
+def test_statements_follow_livy_s_shapes_and_link_the_whole_result_over_flight(nodes: list[RestNode]) -> None:
+    node = nodes[0]
+    session = node.ok("POST", "/sessions", {"kind": "sql", "name": "shapes"})
+    assert session["state"] == "idle" and session["owner"] == USER and session["kind"] == "sql"
+    sid = session["id"]
+    posted = node.ok("POST", f"/sessions/{sid}/statements",
+                     {"code": "SELECT id, CAST(id AS STRING) AS label FROM range(0, 5000, 1, 4)", "kind": "sql"})
+    assert posted["state"] in ("waiting", "running", "available") and posted["code"].startswith("SELECT id")
+    done = node.finished(sid, posted["id"])
+    assert done["state"] == "available" and done["progress"] == 1.0 and done["completed"] >= done["started"] > 0
+    output = done["output"]
+    assert output["status"] == "ok" and output["execution_count"] == posted["id"]
+    result = output["data"]["application/json"]
+    assert [f["name"] for f in result["schema"]["fields"]] == ["id", "label"]
+    assert result["schema"]["fields"][0]["type"] == "long"
+    assert len(result["data"]) == MAX_ROWS and output["truncated"] is True
+    assert all(str(row[0]) == row[1] for row in result["data"])
+    # beyond Livy: every endpoint, read in full with a plain Flight client
+    rows = 0
+    for endpoint in output["flight"]["endpoints"]:
+        client = flight.connect(endpoint["locations"][0])
+        options = flight.FlightCallOptions(headers=[client.authenticate_basic_token(USER, PASSWORD)])
+        rows += client.do_get(flight.Ticket(base64.b64decode(endpoint["ticket"])), options).read_all().num_rows
+    assert rows == 5000 and output["flight"]["total_records"] in (None, 5000)
+
+    failed = node.finished(sid, node.ok("POST", f"/sessions/{sid}/statements", {"code": "SELECT * FROM nowhere"})["id"])
+    assert failed["state"] == "error" and failed["output"]["status"] == "error"
+    assert "TABLE_OR_VIEW_NOT_FOUND" in failed["output"]["evalue"] and failed["output"]["ename"]
+
+    listed = node.ok("GET", f"/sessions/{sid}/statements")
+    assert listed["total_statements"] == 2 and [s["id"] for s in listed["statements"]] == [posted["id"], failed["id"]]
+    assert node.ok("GET", f"/sessions/{sid}/state") == {"id": sid, "state": "idle"}
+    log = node.ok("GET", f"/sessions/{sid}/log?from=0&size=100")
+    assert log["id"] == sid and log["total"] >= 3 and any("statement" in line for line in log["log"])
+    assert node.ok("GET", f"/api/livy/sessions/{sid}")["id"] == sid  # the same API under /api/livy
+    for kind in ("spark", "pyspark"):
+        status, doc, _ = node.call("POST", f"/sessions/{sid}/statements", {"code": "1 + 1", "kind": kind})
+        assert status == 400 and "sql" in doc["msg"]
+    status, doc, _ = node.call("POST", "/sessions", {"kind": "pyspark"})
+    assert status == 400 and "SQL" in doc["msg"]
+    assert node.ok("DELETE", f"/sessions/{sid}") == {"msg": "deleted"}
+
+
+def test_a_session_goes_on_through_the_other_node(nodes: list[RestNode]) -> None:
+    first, second = nodes
+    sid = first.ok("POST", "/sessions", {"kind": "sql", "conf": {"spark.sql.shuffle.partitions": "7"}})["id"]
+    used = first.finished(sid, first.ok("POST", f"/sessions/{sid}/statements",
+                                        {"code": "SET spark.sql.session.timeZone = Asia/Tokyo"})["id"])
+    assert used["state"] == "available", used
+    # the other node answers for the session and its statements, and runs the next one in it
+    assert second.ok("GET", f"/sessions/{sid}")["state"] == "idle"
+    assert second.ok("GET", f"/sessions/{sid}/statements/{used['id']}")["state"] == "available"
+    asked = second.ok("POST", f"/sessions/{sid}/statements", {"code": (
+        "SELECT current_timezone() AS zone, CAST(TIMESTAMP'2026-01-01 00:00:00 UTC' AS STRING) AS local")})
+    rows = second.finished(sid, asked["id"])["output"]["data"]["application/json"]["data"]
+    assert rows == [["Asia/Tokyo", "2026-01-01 09:00:00"]]
+    setting = second.ok("POST", f"/sessions/{sid}/statements", {"code": "SET spark.sql.shuffle.partitions"})
+    assert second.finished(sid, setting["id"])["output"]["data"]["application/json"]["data"] == [
+        ["spark.sql.shuffle.partitions", "7"]]
+    second.ok("DELETE", f"/sessions/{sid}")
+    status, _, _ = first.call("GET", f"/sessions/{sid}")
+    assert status == 404
+
+
+def test_a_statement_is_cancelled_and_a_full_node_answers_503(nodes: list[RestNode]) -> None:
+    node = nodes[1]
+    sid = node.ok("POST", "/sessions", {"kind": "sql"})["id"]
+    slow = node.ok("POST", f"/sessions/{sid}/statements", {"code": SLOW_SQL})
+    wait_until(lambda: node.ok("GET", f"/sessions/{sid}/statements/{slow['id']}")["state"] == "running", 30,
+               "the slow statement to run")
+    assert node.ok("GET", f"/sessions/{sid}/state")["state"] == "busy"
+    wait_until(lambda: node.call("POST", f"/sessions/{sid}/statements", {"code": "SELECT 1"})[0] == 503, 30,
+               "the node's one query slot to be taken")
+    status, doc, headers = node.call("POST", f"/sessions/{sid}/statements", {"code": "SELECT 1"})
+    assert status == 503 and int(headers["Retry-After"]) > 0 and "retry" in doc["msg"]
+    # cancelled through the other node: the record is shared, the runner ends the query
+    assert nodes[0].ok("POST", f"/sessions/{sid}/statements/{slow['id']}/cancel") == {"msg": "canceled"}
+    assert node.finished(sid, slow["id"], timeout=60)["state"] == "cancelled"
+    wait_until(lambda: node.call("POST", f"/sessions/{sid}/statements", {"code": "SELECT 1 AS one"})[0] == 201, 60,
+               "the slot to be free again")
+    node.ok("DELETE", f"/sessions/{sid}")
+
+
+def test_no_user_reaches_another_user_s_sessions(nodes: list[RestNode]) -> None:
+    node = nodes[0]
+    sid = node.ok("POST", "/sessions", {"kind": "sql"})["id"]
+    statement = node.ok("POST", f"/sessions/{sid}/statements", {"code": "SELECT 1"})["id"]
+    bob = basic(OTHER_USER, OTHER_PASSWORD)
+    for method, path in (("GET", f"/sessions/{sid}"), ("GET", f"/sessions/{sid}/statements"),
+                         ("GET", f"/sessions/{sid}/statements/{statement}"), ("GET", f"/sessions/{sid}/log"),
+                         ("POST", f"/sessions/{sid}/statements"), ("POST", f"/sessions/{sid}/statements/{statement}/cancel"),
+                         ("DELETE", f"/sessions/{sid}")):
+        status, doc, _ = node.call(method, path, {"code": "SELECT 2"} if method == "POST" else None, authorization=bob)
+        assert status == 403, (method, path, status, doc)
+    assert sid not in [s["id"] for s in node.ok("GET", "/sessions", authorization=bob)["sessions"]]
+    assert sid in [s["id"] for s in node.ok("GET", "/sessions")["sessions"]]
+    status, doc, _ = node.call("POST", "/sessions", {"kind": "sql", "proxyUser": USER}, authorization=bob)
+    assert status == 403 and "impersonate" in doc["msg"]
+    for authorization in (None, basic(USER, "wrong"), "Bearer forged.token.value", "Negotiate abc"):
+        status, doc, headers = node.call("GET", "/sessions", authorization=authorization)
+        assert status == 401 and headers.get("WWW-Authenticate", "").startswith("Basic"), (authorization, doc)
+    node.ok("DELETE", f"/sessions/{sid}")
+
+
+def test_hostile_requests_get_clear_errors_and_the_node_keeps_serving(nodes: list[RestNode]) -> None:
+    node = nodes[0]
+    sid = node.ok("POST", "/sessions", {"kind": "sql"})["id"]
+    cases = [
+        ("POST", "/sessions", b"{not json", 400),
+        ("POST", "/sessions", b"[1, 2]", 400),
+        ("POST", f"/sessions/{sid}/statements", b'{"code": 42}', 400),
+        ("POST", f"/sessions/{sid}/statements", b'{"code": ""}', 400),
+        ("POST", "/sessions", b'{"kind": "sql", "conf": {"bad name; DROP": "1"}}', 400),
+        ("GET", "/sessions/abc", None, 404),
+        ("GET", "/sessions/99999999999999", None, 404),
+        ("GET", "/sessions/999999", None, 404),
+        ("GET", f"/sessions/{sid}/statements/123456", None, 404),
+        ("GET", "/sessions?from=-1", None, 400),
+        ("GET", "/nothing/here", None, 404),
+        ("PUT", "/sessions", b"{}", 405),
+    ]
+    for method, path, raw, expected in cases:
+        status, doc, _ = node.call(method, path, raw=raw if raw is not None else None)
+        assert status == expected and doc["msg"], (method, path, status, doc)
+    status, doc, _ = node.call("POST", f"/sessions/{sid}/statements", raw=b"x" * (3 * 1024 * 1024))
+    assert status == 413
+    done = node.finished(sid, node.ok("POST", f"/sessions/{sid}/statements", {"code": "SELECT 'still' AS here"})["id"])
+    assert done["output"]["data"]["application/json"]["data"] == [["still"]]
+    node.ok("DELETE", f"/sessions/{sid}")

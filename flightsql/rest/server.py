@@ -27,6 +27,7 @@ import pyarrow.flight as flight
 from flightsql.auth import Authenticator
 from flightsql.errors import FlightSqlError, Unauthenticated
 from flightsql.protocol import commands as cmd
+from flightsql.rest import openapi
 from flightsql.rest.livy import (
     SESSION_KINDS, SQL_KINDS, Session, SessionState, Statement, StatementState, error_output,
 )
@@ -71,6 +72,7 @@ class LivyGateway:
                  is_admin: Callable[[str], bool], node_id: str, is_live: Callable[[str], bool],
                  busy: Callable[[], bool], version: str = "") -> None:
         self.version = version
+        self.url: str | None = None  # where the API is served, once it listens
         self.store = store
         self.runner = runner
         self.authenticator = authenticator
@@ -128,8 +130,8 @@ class LivyGateway:
         name = body.get("name")
         if not isinstance(conf, dict) or not all(isinstance(v, (str, int, float, bool)) for v in conf.values()):
             raise RestError(HTTPStatus.BAD_REQUEST, "conf must be an object of settings")
-        if name is not None and not isinstance(name, str):
-            raise RestError(HTTPStatus.BAD_REQUEST, "name must be a string")
+        if name is not None and (not isinstance(name, str) or len(name) > 200):
+            raise RestError(HTTPStatus.BAD_REQUEST, "name must be a string of at most 200 characters")
         session = self.store.create_session(lambda sid: Session(
             sid, user, str(kind), new_session_id(), time.time(), name, {str(k): str(v) for k, v in conf.items()}))
         self.store.log(session.id, f"session created by {user} on node {self.node_id}")
@@ -291,7 +293,8 @@ class RestServer:
         self.host = host
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.5,), name="rest-http", daemon=True)
 
-    def start(self) -> "RestServer":
+    def start(self, public_host: str | None = None) -> "RestServer":
+        self.gateway.url = self.url(public_host)
         self._thread.start()
         return self
 
@@ -322,14 +325,17 @@ def _handler(gateway: LivyGateway) -> type[BaseHTTPRequestHandler]:
                 body = self._body()  # read whatever was sent, so the connection stays in step
                 if method != "POST":
                     body = {}
-                try:
-                    user = gateway.user(self.headers.get("Authorization"), self.client_address[0])
-                except Unauthenticated as error:
-                    raise RestError(HTTPStatus.UNAUTHORIZED, str(error),
-                                    {"WWW-Authenticate": 'Basic realm="flightsql", charset="UTF-8"'}) from None
-                doc = gateway.route(method, url.path, query, body, user)
-                status = HTTPStatus.CREATED if method == "POST" and url.path.rstrip("/").endswith(
-                    ("sessions", "statements")) else HTTPStatus.OK
+                if method == "GET" and url.path in ("/openapi.json", PREFIX + "/openapi.json"):
+                    status, doc = HTTPStatus.OK, openapi.document(gateway.version, gateway.url)  # no secret: no login
+                else:
+                    try:
+                        user = gateway.user(self.headers.get("Authorization"), self.client_address[0])
+                    except Unauthenticated as error:
+                        raise RestError(HTTPStatus.UNAUTHORIZED, str(error),
+                                        {"WWW-Authenticate": 'Basic realm="flightsql", charset="UTF-8"'}) from None
+                    doc = gateway.route(method, url.path, query, body, user)
+                    status = HTTPStatus.CREATED if method == "POST" and url.path.rstrip("/").endswith(
+                        ("sessions", "statements")) else HTTPStatus.OK
             except RestError as error:
                 status, doc, headers = error.status, {"msg": str(error)}, error.headers
             except FlightSqlError as error:

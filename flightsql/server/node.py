@@ -258,7 +258,7 @@ class FlightSqlNode:
                                                             settings.rest_max_rows),
             authenticator, self.authorizer.is_admin, node.node_id, self.manager.membership.is_live,
             self.manager.admission.full, VERSION)
-        server = RestServer(settings.host, settings.rest_port or 0, gateway, tls).start()
+        server = RestServer(settings.host, settings.rest_port or 0, gateway, tls).start(settings.public_host)
         log.info("Livy REST API at %s", server.url(settings.public_host))
         return server
 

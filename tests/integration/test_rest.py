@@ -234,3 +234,48 @@ def test_hostile_requests_get_clear_errors_and_the_node_keeps_serving(nodes: lis
     done = node.finished(sid, node.ok("POST", f"/sessions/{sid}/statements", {"code": "SELECT 'still' AS here"})["id"])
     assert done["output"]["data"]["application/json"]["data"] == [["still"]]
     node.ok("DELETE", f"/sessions/{sid}")
+
+
+@pytest.fixture(scope="module")
+def rest_api(nodes: list[RestNode]) -> Any:
+    """The API as its own OpenAPI document describes it (served without a login)."""
+    import schemathesis
+
+    status, doc, _ = nodes[0].call("GET", "/openapi.json", authorization=None)
+    assert status == 200 and doc["openapi"].startswith("3.") and "/sessions" in doc["paths"]
+    return schemathesis.openapi.from_url(nodes[0].url + "openapi.json")
+
+
+@pytest.fixture(scope="module")
+def alices_session(nodes: list[RestNode]) -> Iterator[int]:
+    sid = nodes[0].ok("POST", "/sessions", {"kind": "sql", "name": "alice's"})["id"]
+    nodes[0].finished(sid, nodes[0].ok("POST", f"/sessions/{sid}/statements", {"code": "SELECT 'private' AS x"})["id"])
+    yield sid
+    nodes[0].ok("DELETE", f"/sessions/{sid}")
+
+
+def test_generated_requests_never_fail_the_server_or_cross_users(rest_api: Any, alices_session: int) -> None:
+    """Property-based requests for every operation of the OpenAPI document (schemathesis),
+    sent as another user: every answer is documented and never 5xx, and nothing of
+    alice's session comes back."""
+    from hypothesis import HealthCheck, given, settings
+
+    bob = basic(OTHER_USER, OTHER_PASSWORD)
+    operations = [result.ok() for result in rest_api.get_all_operations()]
+    assert len(operations) == 10
+
+    for operation in operations:
+        @settings(max_examples=25, derandomize=True, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy())
+        def check(case: Any) -> None:
+            response = case.call(headers={"Authorization": bob})
+            where = (case.method, case.formatted_path, response.status_code, response.text[:300])
+            assert response.status_code < 500, where
+            case.validate_response(response)
+            assert "alice's" not in response.text and "private" not in response.text, where
+            if response.status_code < 300 and "owner" in response.text:
+                body = response.json()
+                assert all(s.get("owner") == OTHER_USER for s in body.get("sessions", [body])), where
+
+        check()

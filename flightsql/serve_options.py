@@ -170,6 +170,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--rest-max-rows", "rest_max_rows",
            "rows of a result a REST statement's output carries (the whole result stays readable over Flight)",
            int),
+    Option("--rest-batches", "rest_batches",
+           "batches (spark-submit runs, POST /batches) the REST API runs at once on this node; 0 (the default): "
+           "none. A batch runs code as the node's own user: with a policy, only its admins may submit one", int),
     Option("--drain-timeout", "drain_timeout",
            "on SIGTERM, seconds to drain: the node takes no new work and waits until the results it holds "
            "have been read, then stops (0: stop at once; SIGINT or a second signal always stops at once)", float),

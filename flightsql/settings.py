@@ -61,6 +61,7 @@ class Settings:
     http_port: int | None = None
     rest_port: int | None = None
     rest_max_rows: int = 1000
+    rest_batches: int = 0
     drain_timeout: float = 30.0
     policy_file: Path | None = None
     allow_server_access: str = ""
@@ -173,8 +174,8 @@ class Settings:
             raise ValueError("drain-timeout must be >= 0")
         if self.max_message_size < 1024:
             raise ValueError("max-message-size must be at least 1k")
-        if self.rest_max_rows < 0:
-            raise ValueError("rest-max-rows must be >= 0")
+        if self.rest_max_rows < 0 or self.rest_batches < 0:
+            raise ValueError("rest-max-rows and rest-batches must be >= 0")
         if self.result_cache_ttl < 0 or self.result_cache_size < 0:
             raise ValueError("result-cache-ttl and result-cache-size must be >= 0")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -258,6 +259,7 @@ FILE_KEYS: dict[str, str] = {
     "http_port": "spark.flight.http.port",
     "rest_port": "spark.flight.rest.port",
     "rest_max_rows": "spark.flight.rest.maxRows",
+    "rest_batches": "spark.flight.rest.batches",
     "drain_timeout": "spark.flight.drainTimeout",
     "policy_file": "spark.flight.auth.policyFile",
     "allow_server_access": "spark.flight.sql.allowServerAccess",

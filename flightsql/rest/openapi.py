@@ -20,6 +20,7 @@ _ERROR = _json(_ref("Error"), "an error: its message in msg")
 _ERRORS = {code: _ERROR for code in ("400", "401", "403", "404", "405", "413", "503")}
 _ID = {"type": "integer", "minimum": 0}
 _SESSION_ID = {"name": "sessionId", "in": "path", "required": True, "schema": _ID}
+_BATCH_ID = {"name": "batchId", "in": "path", "required": True, "schema": _ID}
 _STATEMENT_ID = {"name": "statementId", "in": "path", "required": True, "schema": _ID}
 _WINDOW = [{"name": "from", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
            {"name": "size", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}}]
@@ -57,6 +58,24 @@ SCHEMAS: dict[str, Any] = {
     "Statements": {"type": "object", "required": ["total_statements", "statements"], "properties": {
         "total_statements": {"type": "integer"}, "statements": {"type": "array", "items": _ref("Statement")}}},
     "Message": {"type": "object", "required": ["msg"], "properties": {"msg": {"type": "string"}}},
+    "NewBatch": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "minLength": 1}, "className": {"type": "string", "pattern": "^[A-Za-z0-9_.$]+$"},
+        "args": {"type": "array", "items": {"type": "string"}}, "name": {"type": "string"},
+        "proxyUser": {"type": "string"}, "conf": {"type": "object", "additionalProperties": {"type": "string"}},
+        "driverMemory": {"type": "string"}, "executorMemory": {"type": "string"},
+        "driverCores": {"type": "integer"}, "executorCores": {"type": "integer"}, "numExecutors": {"type": "integer"},
+        "jars": {"type": "array", "items": {"type": "string"}}, "pyFiles": {"type": "array", "items": {"type": "string"}},
+        "files": {"type": "array", "items": {"type": "string"}}}},
+    "Batch": {"type": "object", "required": ["id", "owner", "state", "log"], "properties": {
+        "id": _ID, "name": {"type": ["string", "null"]}, "owner": {"type": "string"}, "proxyUser": {"type": "string"},
+        "state": {"type": "string", "enum": ["starting", "running", "success", "dead", "killed"]},
+        "appId": {"type": ["string", "null"]}, "appInfo": {"type": "object"},
+        "log": {"type": "array", "items": {"type": "string"}}}},
+    "Batches": {"type": "object", "required": ["from", "total", "sessions"], "properties": {
+        "from": {"type": "integer"}, "total": {"type": "integer"},
+        "sessions": {"type": "array", "items": _ref("Batch")}}},
+    "BatchState": {"type": "object", "required": ["id", "state"], "properties": {
+        "id": _ID, "state": {"type": "string"}}},
 }
 
 
@@ -75,6 +94,7 @@ def _operation(summary: str, ok: str, schema: str, parameters: list[dict[str, An
 
 def document(version: str, server_url: str | None = None) -> dict[str, Any]:
     session, statement = "/sessions/{sessionId}", "/sessions/{sessionId}/statements/{statementId}"
+    batch = "/batches/{batchId}"
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Spark Flight SQL: Livy-compatible REST API", "version": version},
@@ -100,6 +120,17 @@ def document(version: str, server_url: str | None = None) -> dict[str, Any]:
             statement + "/cancel": {
                 "post": _operation("Cancel a statement", "cancelled", "Message", [_SESSION_ID, _STATEMENT_ID]),
             },
+            "/batches": {
+                "get": _operation("List the caller's batches", "batches", "Batches", _WINDOW),
+                "post": _operation("Submit a batch (spark-submit)", "the new batch", "Batch", body="NewBatch",
+                                   created=True),
+            },
+            batch: {
+                "get": _operation("A batch", "the batch", "Batch", [_BATCH_ID]),
+                "delete": _operation("Kill a batch", "deleted", "Message", [_BATCH_ID]),
+            },
+            batch + "/state": {"get": _operation("A batch's state", "its state", "BatchState", [_BATCH_ID])},
+            batch + "/log": {"get": _operation("A batch's driver log", "its lines", "Log", [_BATCH_ID, *_WINDOW])},
         },
         "components": {
             "schemas": SCHEMAS,

@@ -28,6 +28,7 @@ from flightsql.auth import Authenticator
 from flightsql.errors import FlightSqlError, Unauthenticated
 from flightsql.protocol import commands as cmd
 from flightsql.rest import openapi
+from flightsql.rest.batches import Batch, Batches, BatchError, BatchStore
 from flightsql.rest.livy import (
     SESSION_KINDS, SQL_KINDS, Session, SessionState, Statement, StatementState, error_output,
 )
@@ -70,8 +71,12 @@ class LivyGateway:
 
     def __init__(self, store: RestStore, runner: StatementRunner, authenticator: Authenticator,
                  is_admin: Callable[[str], bool], node_id: str, is_live: Callable[[str], bool],
-                 busy: Callable[[], bool], version: str = "") -> None:
+                 busy: Callable[[], bool], version: str = "", batches: Batches | None = None,
+                 batch_store: BatchStore | None = None, may_submit: Callable[[str], bool] = lambda user: False) -> None:
         self.version = version
+        self.batches = batches
+        self.batch_store = batch_store
+        self.may_submit = may_submit
         self.url: str | None = None  # where the API is served, once it listens
         self.store = store
         self.runner = runner
@@ -226,6 +231,58 @@ class LivyGateway:
             raise RestError(HTTPStatus.NOT_FOUND, f"Statement '{statement_id}' not found in session {session_id}.")
         return {"msg": "canceled"}
 
+    # -- batches -----------------------------------------------------------------------
+    def _batch(self, user: str, batch_id: int) -> Batch:
+        batch = self.batch_store.get(batch_id) if self.batch_store is not None else None
+        if batch is None:
+            raise RestError(HTTPStatus.NOT_FOUND, f"Batch '{batch_id}' not found.")
+        if batch.owner != user and not self.is_admin(user):
+            raise RestError(HTTPStatus.FORBIDDEN, f"User '{user}' is not allowed to access batch {batch_id}.")
+        return batch
+
+    def list_batches(self, user: str, query: dict[str, str]) -> dict[str, Any]:
+        start, size = _window(query)
+        found = self.batch_store.all() if self.batch_store is not None else []
+        mine = [b for b in found if b.owner == user or self.is_admin(user)]
+        return {"from": start, "total": len(mine), "sessions": [b.livy() for b in mine[start:start + size]]}
+
+    def create_batch(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.batches is None or self.batches.limit <= 0:
+            raise RestError(HTTPStatus.FORBIDDEN, "batches are off on this node: its operator allows them with "
+                            "--rest-batches")
+        if not self.may_submit(user):
+            raise RestError(HTTPStatus.FORBIDDEN, f"User '{user}' may not submit batches: a batch runs code as the "
+                            "node's own user, which the authorization policy leaves to its admins")
+        if body.get("proxyUser") not in (None, user):
+            raise RestError(HTTPStatus.FORBIDDEN, f"User '{user}' may not impersonate '{body.get('proxyUser')}'.")
+        if self.batches.full():
+            raise RestError(HTTPStatus.SERVICE_UNAVAILABLE, f"{self.batches.limit} batches are running on this "
+                            "node; retry later", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        try:
+            return self.batches.launch(user, body).livy()
+        except BatchError as error:
+            raise RestError(HTTPStatus.BAD_REQUEST, str(error)) from None
+
+    def get_batch(self, user: str, batch_id: int) -> dict[str, Any]:
+        return self._batch(user, batch_id).livy()
+
+    def batch_state(self, user: str, batch_id: int) -> dict[str, Any]:
+        batch = self._batch(user, batch_id)
+        return {"id": batch.id, "state": batch.state}
+
+    def batch_log(self, user: str, batch_id: int, query: dict[str, str]) -> dict[str, Any]:
+        batch = self._batch(user, batch_id)
+        start, size = _window(query, default_size=100)
+        lines = [*batch.log, *([f"batch ended: {batch.reason}"] if batch.reason else [])]
+        return {"id": batch.id, "from": start, "total": len(lines), "log": lines[start:start + size]}
+
+    def delete_batch(self, user: str, batch_id: int) -> dict[str, Any]:
+        batch = self._batch(user, batch_id)
+        assert self.batch_store is not None
+        if batch.state not in ("success", "dead", "killed"):
+            self.batch_store.update(batch.id, lambda b: setattr(b, "kill", True))  # its node ends it
+        return {"msg": "deleted"}
+
     # -- routing -----------------------------------------------------------------------
     def route(self, method: str, path: str, query: dict[str, str], body: dict[str, Any], user: str) -> Any:
         if path.startswith(PREFIX + "/") or path == PREFIX:
@@ -233,9 +290,9 @@ class LivyGateway:
         parts = [p for p in path.split("/") if p]
         if parts == ["version"] and method == "GET":
             return {"version": LIVY_API_VERSION, "server": f"flightsql {self.version}"}
-        if parts[:1] != ["sessions"]:
+        if parts[:1] not in (["sessions"], ["batches"]):
             raise RestError(HTTPStatus.NOT_FOUND, f"no such resource: {path}")
-        ids = [_number(p, "session" if i == 1 else "statement") for i, p in enumerate(parts) if i in (1, 3)]
+        ids = [_number(p, "statement" if i == 3 else parts[0][:-1]) for i, p in enumerate(parts) if i in (1, 3)]
         shape = tuple("{}" if i in (1, 3) else p for i, p in enumerate(parts))
         handlers: dict[tuple[str, tuple[str, ...]], Callable[[], Any]] = {
             ("GET", ("sessions",)): lambda: self.list_sessions(user, query),
@@ -248,6 +305,12 @@ class LivyGateway:
             ("POST", ("sessions", "{}", "statements")): lambda: self.run_statement(user, *ids, body),
             ("GET", ("sessions", "{}", "statements", "{}")): lambda: self.get_statement(user, *ids),
             ("POST", ("sessions", "{}", "statements", "{}", "cancel")): lambda: self.cancel_statement(user, *ids),
+            ("GET", ("batches",)): lambda: self.list_batches(user, query),
+            ("POST", ("batches",)): lambda: self.create_batch(user, body),
+            ("GET", ("batches", "{}")): lambda: self.get_batch(user, *ids),
+            ("DELETE", ("batches", "{}")): lambda: self.delete_batch(user, *ids),
+            ("GET", ("batches", "{}", "state")): lambda: self.batch_state(user, *ids),
+            ("GET", ("batches", "{}", "log")): lambda: self.batch_log(user, *ids, query),
         }
         handler = handlers.get((method, shape))
         if handler is None:
@@ -310,6 +373,8 @@ class RestServer:
             self._thread.join(5)
         self._server.server_close()
         self.gateway.runner.caller.close()
+        if self.gateway.batches is not None:
+            self.gateway.batches.stop()
 
 
 def _handler(gateway: LivyGateway) -> type[BaseHTTPRequestHandler]:
@@ -335,7 +400,7 @@ def _handler(gateway: LivyGateway) -> type[BaseHTTPRequestHandler]:
                                         {"WWW-Authenticate": 'Basic realm="flightsql", charset="UTF-8"'}) from None
                     doc = gateway.route(method, url.path, query, body, user)
                     status = HTTPStatus.CREATED if method == "POST" and url.path.rstrip("/").endswith(
-                        ("sessions", "statements")) else HTTPStatus.OK
+                        ("sessions", "statements", "batches")) else HTTPStatus.OK
             except RestError as error:
                 status, doc, headers = error.status, {"msg": str(error)}, error.headers
             except FlightSqlError as error:

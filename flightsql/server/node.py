@@ -26,6 +26,7 @@ from flightsql import logs
 from flightmanager.keys import ClusterKeys
 from flightsql.auth import Authenticator, TokenSigner, UsersFile, load_or_create_secret
 from flightsql.auth.ldap import LdapDirectory
+from flightsql.rest.batches import Batches, BatchStore
 from flightsql.rest.runner import FlightCaller, StatementRunner
 from flightsql.rest.server import LivyGateway, RestServer
 from flightsql.rest.store import RestStore
@@ -253,11 +254,16 @@ class FlightSqlNode:
         if tls is not None:
             roots = (tls.ca or tls.cert).read_bytes()
         caller = FlightCaller(node.public_uri, roots)
+        batch_store = BatchStore(self.zk, paths.root)
+        batches = Batches(batch_store, node.node_id, settings.master, settings.work_dir.resolve() / "batches",
+                          settings.rest_batches)
         gateway = LivyGateway(
             RestStore(self.zk, paths.root), StatementRunner(RestStore(self.zk, paths.root), caller,
                                                             settings.rest_max_rows),
             authenticator, self.authorizer.is_admin, node.node_id, self.manager.membership.is_live,
-            self.manager.admission.full, VERSION)
+            self.manager.admission.full, VERSION, batches, batch_store,
+            lambda user: self.authorizer.policy is None or self.authorizer.is_admin(user))
+        batches.adopt()
         server = RestServer(settings.host, settings.rest_port or 0, gateway, tls).start(settings.public_host)
         log.info("Livy REST API at %s", server.url(settings.public_host))
         return server

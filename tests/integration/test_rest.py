@@ -10,7 +10,10 @@ import json
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+import os
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow.flight as flight
@@ -19,7 +22,7 @@ import pytest
 from tests.integration.conftest import (
     OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node, wait_until,
 )
-from tests.integration.zookeeper import running_zookeeper
+from tests.integration.zookeeper import ZooKeeperServer, running_zookeeper
 
 pytestmark = pytest.mark.integration
 
@@ -72,20 +75,34 @@ def _rest_url(node: RunningNode) -> str:
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RestNode]]:
-    base = tmp_path_factory.mktemp("rest")
-    users = base / "users"
+def users(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    users = tmp_path_factory.mktemp("rest-users") / "users"
     _add_user(users, USER, PASSWORD)
     _add_user(users, OTHER_USER, OTHER_PASSWORD)
-    with running_zookeeper(base / "zookeeper") as zookeeper:
-        common = ("--users", str(users), *zookeeper.node_args("/rest-test"), "--rest-port", "0",
-                  "--rest-max-rows", str(MAX_ROWS), "--max-running", "1", "--max-queued", "0",
-                  "--conf", "spark.driver.memory=768m")
-        with ThreadPoolExecutor(2) as pool:
-            started = list(pool.map(lambda args: start_node(base / args[0], *common, *args[1:]),
-                                    [("a", "--demo"), ("b",)]))
-        yield [RestNode(node, _rest_url(node)) for node in started]
-        codes = [stop_node(node) for node in started]
+    return users
+
+
+@pytest.fixture(scope="module")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
+    with running_zookeeper(tmp_path_factory.mktemp("rest-zookeeper")) as server:
+        yield server
+
+
+def _node_args(users: Path, zookeeper: ZooKeeperServer) -> tuple[str, ...]:
+    return ("--users", str(users), *zookeeper.node_args("/rest-test"), "--rest-port", "0",
+            "--rest-max-rows", str(MAX_ROWS), "--max-running", "1", "--max-queued", "0",
+            "--conf", "spark.driver.memory=768m")
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory, users: Path, zookeeper: ZooKeeperServer) -> Iterator[list[RestNode]]:
+    base = tmp_path_factory.mktemp("rest")
+    common = _node_args(users, zookeeper)
+    with ThreadPoolExecutor(2) as pool:
+        started = list(pool.map(lambda args: start_node(base / args[0], *common, *args[1:]),
+                                [("a", "--demo"), ("b",)]))
+    yield [RestNode(node, _rest_url(node)) for node in started]
+    codes = [stop_node(node) for node in started if node.process.poll() is None]
     assert codes == [0, 0], "\n".join(node.log()[-3000:] for node in started)
 
 
@@ -262,7 +279,7 @@ def test_generated_requests_never_fail_the_server_or_cross_users(rest_api: Any, 
 
     bob = basic(OTHER_USER, OTHER_PASSWORD)
     operations = [result.ok() for result in rest_api.get_all_operations()]
-    assert len(operations) == 10
+    assert len(operations) == 16
 
     for operation in operations:
         @settings(max_examples=25, derandomize=True, deadline=None, database=None,
@@ -279,3 +296,134 @@ def test_generated_requests_never_fail_the_server_or_cross_users(rest_api: Any, 
                 assert all(s.get("owner") == OTHER_USER for s in body.get("sessions", [body])), where
 
         check()
+
+
+# -- batches ---------------------------------------------------------------------------------
+
+BATCH_JOB = str(Path(__file__).with_name("batch_job.py"))
+BATCH_CONF = {"spark.driver.memory": "512m", "spark.ui.enabled": "false"}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class BatchNode:
+    rest: RestNode
+    args: tuple[str, ...]
+
+    def restart(self) -> None:
+        assert stop_node(self.rest.node) == 0
+        self.rest = RestNode(started := start_node(self.rest.node.work_dir, *self.args), _rest_url(started))
+
+
+@pytest.fixture(scope="module")
+def batch_node(tmp_path_factory: pytest.TempPathFactory, users: Path, zookeeper: ZooKeeperServer,
+               nodes: list[RestNode]) -> Iterator[BatchNode]:
+    """A node that runs batches (two at once), on a fixed port so that it is the same node
+    after a restart; its operator lets users read files by path (the batch's output)."""
+    args = (*_node_args(users, zookeeper), "--rest-batches", "2", "--port", str(_free_port()),
+            "--allow-server-access", "path-sources")
+    node = start_node(tmp_path_factory.mktemp("rest-batches"), *args)
+    batch = BatchNode(RestNode(node, _rest_url(node)), args)
+    yield batch
+    if batch.rest.node.process.poll() is None:
+        assert stop_node(batch.rest.node) == 0
+
+
+def _batch_state(node: RestNode, batch_id: int) -> str:
+    return str(node.ok("GET", f"/batches/{batch_id}/state")["state"])
+
+
+def _wait_state(node: RestNode, batch_id: int, states: tuple[str, ...], timeout: float = 180) -> str:
+    wait_until(lambda: _batch_state(node, batch_id) in states, timeout, f"batch {batch_id} to be {'/'.join(states)}")
+    return _batch_state(node, batch_id)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_pyspark_batch_writes_a_table_that_flight_sql_reads(batch_node: BatchNode, nodes: list[RestNode],
+                                                               tmp_path: Path) -> None:
+    node = batch_node.rest
+    out = tmp_path / "written"
+    created = node.ok("POST", "/batches", {"file": BATCH_JOB, "args": ["write", str(out)], "conf": BATCH_CONF,
+                                           "name": "writer"})
+    assert created["state"] in ("starting", "running") and created["owner"] == USER and created["name"] == "writer"
+    # any node answers for the batch: the first of the other nodes follows it to its end
+    assert _wait_state(nodes[0], created["id"], ("success", "dead")) == "success", \
+        nodes[0].ok("GET", f"/batches/{created['id']}/log?size=200")
+    assert nodes[0].ok("GET", f"/batches/{created['id']}")["state"] == "success"
+    log = nodes[1].ok("GET", f"/batches/{created['id']}/log?from=0&size=1000")
+    assert any("batch job wrote 1000 rows" in line for line in log["log"]) and log["total"] == len(log["log"])
+    with connect(node.node) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT count(*), sum(doubled) FROM parquet.`{out}`")
+        assert cur.fetchone() == (1000, 999000)
+    assert created["id"] in [b["id"] for b in nodes[1].ok("GET", "/batches")["sessions"]]
+    bob = basic(OTHER_USER, OTHER_PASSWORD)
+    for method, path in (("GET", f"/batches/{created['id']}"), ("GET", f"/batches/{created['id']}/log"),
+                         ("DELETE", f"/batches/{created['id']}")):
+        assert node.call(method, path, authorization=bob)[0] == 403
+    assert created["id"] not in [b["id"] for b in node.ok("GET", "/batches", authorization=bob)["sessions"]]
+    status, doc, _ = node.call("POST", "/batches", {"file": BATCH_JOB, "conf": {"bad key!": "1"}})
+    assert status == 400 and "setting" in doc["msg"]
+    status, doc, _ = nodes[0].call("POST", "/batches", {"file": BATCH_JOB})  # batches are off there
+    assert status == 403 and "--rest-batches" in doc["msg"]
+
+
+def test_batches_are_killed_with_delete_and_a_full_node_answers_503(batch_node: BatchNode, tmp_path: Path) -> None:
+    node = batch_node.rest
+    never = tmp_path / "never"
+    ids = [node.ok("POST", "/batches", {"file": BATCH_JOB, "args": ["wait", str(never)], "conf": BATCH_CONF})["id"]
+           for _ in range(2)]
+    status, doc, headers = node.call("POST", "/batches", {"file": BATCH_JOB, "args": ["wait", str(never)]})
+    assert status == 503 and int(headers["Retry-After"]) > 0
+    for batch_id in ids:
+        _wait_state(node, batch_id, ("running",))
+    pids = [_pid(node, batch_id) for batch_id in ids]
+    for batch_id in ids:
+        assert node.ok("DELETE", f"/batches/{batch_id}") == {"msg": "deleted"}
+    for batch_id in ids:
+        assert _wait_state(node, batch_id, ("killed",), timeout=60) == "killed"
+    wait_until(lambda: not any(_alive(pid) for pid in pids), 60, "the killed drivers to end")
+
+
+def _pid(node: RestNode, batch_id: int) -> int:
+    """The batch's wrapper process, found by the name it runs under (the API does not show pids)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if f"flightsql-batch-{batch_id}".encode() + b"\0" in (entry / "cmdline").read_bytes():
+                    return int(entry.name)
+            except OSError:
+                continue
+    raise AssertionError(f"no process of batch {batch_id}")
+
+
+def test_a_batch_outlives_a_restart_of_its_node(batch_node: BatchNode, nodes: list[RestNode], tmp_path: Path) -> None:
+    release, never = tmp_path / "release", tmp_path / "never"
+    node = batch_node.rest
+    kept = node.ok("POST", "/batches", {"file": BATCH_JOB, "args": ["wait", str(release)], "conf": BATCH_CONF})["id"]
+    lost = node.ok("POST", "/batches", {"file": BATCH_JOB, "args": ["wait", str(never)], "conf": BATCH_CONF})["id"]
+    for batch_id in (kept, lost):
+        _wait_state(node, batch_id, ("running",))
+    kept_pid, lost_pid = _pid(node, kept), _pid(node, lost)
+    assert stop_node(node.node) == 0
+    assert _alive(kept_pid), "the driver ended with its node"
+    os.killpg(lost_pid, 9)  # this one dies while its node is away: no exit code is left
+    wait_until(lambda: not _alive(lost_pid), 30, "the lost driver to end")
+    batch_node.restart()
+    node = batch_node.rest
+    assert _batch_state(nodes[0], kept) == "running"
+    assert _wait_state(nodes[0], lost, ("dead",), timeout=60) == "dead"
+    assert any("without an exit code" in line for line in nodes[0].ok("GET", f"/batches/{lost}/log?size=1000")["log"])
+    release.touch()
+    assert _wait_state(nodes[1], kept, ("success", "dead")) == "success"
+    assert any("batch job released" in line for line in node.ok("GET", f"/batches/{kept}/log?size=1000")["log"])

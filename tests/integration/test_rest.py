@@ -282,7 +282,7 @@ def test_generated_requests_never_fail_the_server_or_cross_users(rest_api: Any, 
     assert len(operations) == 16
 
     for operation in operations:
-        @settings(max_examples=25, derandomize=True, deadline=None, database=None,
+        @settings(max_examples=15, derandomize=True, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def check(case: Any) -> None:

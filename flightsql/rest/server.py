@@ -12,12 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
-import ssl
-import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,6 +32,7 @@ from flightsql.rest.livy import (
 from flightsql.rest.runner import Headers, StatementRunner, call_headers, call_options
 from flightsql.rest.store import RestStore
 from flightsql.server.sessions import new_session_id
+from flightsql.web.listener import HttpListener
 
 if TYPE_CHECKING:
     from flightmanager.tls import TlsFiles
@@ -55,15 +53,6 @@ class RestError(Exception):
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
 
 
 class LivyGateway:
@@ -342,36 +331,19 @@ class RestServer:
 
     def __init__(self, host: str, port: int, gateway: LivyGateway, tls: "TlsFiles | None" = None) -> None:
         self.gateway = gateway
-        server_class = _Server6 if ":" in host else _Server
-        self._server = server_class((host, port), _handler(gateway))
-        self.port: int = self._server.server_address[1]
-        self.scheme = "http"
-        if tls is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(tls.cert, tls.key)
-            self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
-                                                      do_handshake_on_connect=False)
-            self.scheme = "https"
-        self.host = host
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.5,), name="rest-http", daemon=True)
+        self._listener = HttpListener(host, port, _handler(gateway), tls, "rest-http")
+        self.port: int = self._listener.port
 
     def start(self, public_host: str | None = None) -> "RestServer":
-        self.gateway.url = self.url(public_host)
-        self._thread.start()
+        self.gateway.url = self._listener.url(public_host)
+        self._listener.start()
         return self
 
     def url(self, host: str | None = None) -> str:
-        name = host or self.host
-        if name in ("0.0.0.0", "::", ""):
-            name = socket.gethostname()
-        return f"{self.scheme}://{'[' + name + ']' if ':' in name else name}:{self.port}/"
+        return self._listener.url(host)
 
     def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(5)
-        self._server.server_close()
+        self._listener.stop()
         self.gateway.runner.caller.close()
         if self.gateway.batches is not None:
             self.gateway.batches.stop()

@@ -16,11 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import socket
-import ssl
-import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
@@ -32,6 +29,7 @@ from flightmanager.status import ClusterStatus
 from flightsql.auth import Authenticator
 from flightsql.errors import FlightSqlError, Unauthenticated
 from flightsql.web import page
+from flightsql.web.listener import HttpListener
 
 if TYPE_CHECKING:
     from flightmanager.tls import TlsFiles
@@ -43,15 +41,6 @@ Response = tuple[int, str, bytes, dict[str, str]]
 #: the viewer of a response: a user name, or None for "everyone's queries"
 Viewer = str | None
 REALM = 'Basic realm="flightsql", charset="UTF-8"'
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
 
 
 class StatusServer:
@@ -68,37 +57,20 @@ class StatusServer:
         self._authenticator = authenticator if authenticator is not None and authenticator.enabled else None
         self._is_admin = is_admin
         self._open = open_to_all or self._authenticator is None
-        server_class = _Server6 if ":" in host else _Server
-        self._server = server_class((host, port), _handler(self))
-        self.port: int = self._server.server_address[1]
-        self.scheme = "http"
-        if tls is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(tls.cert, tls.key)
-            # the handshake happens in the request's own thread: a client that never
-            # completes it holds no other client up
-            self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
-                                                      do_handshake_on_connect=False)
-            self.scheme = "https"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.5,), name="status-http", daemon=True)
+        self._listener = HttpListener(host, port, _handler(self), tls, "status-http")
+        self.port: int = self._listener.port
+        self.scheme = self._listener.scheme
 
     def start(self) -> "StatusServer":
-        self._thread.start()
+        self._listener.start()
         return self
 
     def url(self, host: str | None = None) -> str:
         """The page's URL, with ``host`` (the advertised name) or the bound address."""
-        name = host or self.host
-        if name in ("0.0.0.0", "::", ""):
-            name = socket.gethostname()
-        return f"{self.scheme}://{'[' + name + ']' if ':' in name else name}:{self.port}/"
+        return self._listener.url(host)
 
     def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(5)
-        self._server.server_close()
+        self._listener.stop()
 
     # -- who asks --------------------------------------------------------------------
     def viewer(self, authorization: str | None, source: str = "") -> Viewer:

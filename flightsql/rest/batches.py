@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NoNodeError
+from kazoo.exceptions import NoNodeError
+
+from flightsql.rest.store import compare_and_set, create_numbered
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +129,8 @@ class BatchStore:
         return f"{self.base}/{batch_id:010d}"
 
     def create(self, make: Callable[[int], Batch]) -> Batch:
-        path = self.zk.create(self.base + "/", b"{}", sequence=True)
-        batch = make(int(path.rsplit("/", 1)[1]))
+        path, batch_id = create_numbered(self.zk, self.base)
+        batch = make(batch_id)
         self.zk.set(path, json.dumps(batch.to_dict()).encode())
         self.zk.create(path + "/log", b"[]")
         return batch
@@ -151,17 +153,7 @@ class BatchStore:
         return [b for b in found if b is not None]
 
     def update(self, batch_id: int, change: Callable[[Batch], Any]) -> Batch | None:
-        while True:
-            try:
-                data, stat = self.zk.get(self._path(batch_id))
-                batch = Batch.from_dict(json.loads(data))
-                change(batch)
-                self.zk.set(self._path(batch_id), json.dumps(batch.to_dict()).encode(), version=stat.version)
-                return batch
-            except BadVersionError:
-                continue
-            except NoNodeError:
-                return None
+        return compare_and_set(self.zk, self._path(batch_id), Batch.from_dict, change, Batch.to_dict)
 
     def set_log(self, batch_id: int, lines: list[str]) -> None:
         try:

@@ -132,23 +132,27 @@ class StatementRunner:
         descriptor = pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=cmd.encode_command(
             cmd.CommandStatementQuery(query=statement.code)))
         interval = 0.05
-        while True:
-            poll = self.caller.poll(descriptor, headers())
-            if not poll.HasField("flight_descriptor"):
-                return poll.info
-            if self._cancelled(session_id, statement.id):
-                self._cancel(poll.info, headers)
-                return None
-            if poll.HasField("progress"):
-                fraction = round(min(max(poll.progress, 0.0), 0.99), 3)
+        cancel_asked, ended = self.store.cancel_watch(session_id, statement.id)
+        try:
+            while True:
+                poll = self.caller.poll(descriptor, headers())
+                if not poll.HasField("flight_descriptor"):
+                    return poll.info
+                if cancel_asked.is_set():
+                    self._cancel(poll.info, headers)
+                    return None
+                if poll.HasField("progress"):
+                    fraction = round(min(max(poll.progress, 0.0), 0.99), 3)
 
-                def advance(s: Statement) -> None:
-                    s.progress = max(s.progress, fraction)
+                    def advance(s: Statement) -> None:
+                        s.progress = max(s.progress, fraction)
 
-                self.store.update_statement(session_id, statement.id, advance)
-            descriptor = poll.flight_descriptor
-            time.sleep(interval)
-            interval = min(interval * 2, 1.0)
+                    self.store.update_statement(session_id, statement.id, advance)
+                descriptor = poll.flight_descriptor
+                cancel_asked.wait(interval)  # a cancel asked on any node ends the wait at once
+                interval = min(interval * 2, 1.0)
+        finally:
+            ended()
 
     def _output(self, statement_id: int, info: pb.FlightInfo, headers: Callable[[], Headers]) -> dict[str, Any]:
         rows: list[list[Any]] = []
@@ -178,10 +182,6 @@ class StatementRunner:
             del rows[len(rows) // 2:]
             output["truncated"] = True
         return output
-
-    def _cancelled(self, session_id: int, statement_id: int) -> bool:
-        current = self.store.statement(session_id, statement_id)
-        return current is None or current.state in (StatementState.CANCELLING, StatementState.CANCELLED)
 
     def _cancel(self, info: pb.FlightInfo, headers: Callable[[], Headers]) -> None:
         body = cmd.encode_action_body(cmd.CancelFlightInfo(info=info.SerializeToString()))
@@ -223,9 +223,15 @@ def _status_name(code: grpc.StatusCode) -> str:
     }.get(code, "SparkError")
 
 
+#: pyarrow's Flight errors, as the gRPC statuses they stand for
+_FLIGHT_STATUSES = {
+    flight.FlightUnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    flight.FlightUnauthorizedError: grpc.StatusCode.PERMISSION_DENIED,
+    flight.FlightUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    flight.FlightTimedOutError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    flight.FlightCancelledError: grpc.StatusCode.CANCELLED,
+}
+
+
 def _error_name(error: flight.FlightError) -> str:
-    return {
-        flight.FlightUnauthenticatedError: "Unauthenticated", flight.FlightUnauthorizedError: "PermissionDenied",
-        flight.FlightUnavailableError: "Unavailable", flight.FlightTimedOutError: "TimedOut",
-        flight.FlightCancelledError: "Cancelled",
-    }.get(type(error), "SparkError")
+    return _status_name(_FLIGHT_STATUSES.get(type(error), grpc.StatusCode.UNKNOWN))

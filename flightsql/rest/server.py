@@ -25,7 +25,7 @@ from flightsql.auth import Authenticator
 from flightsql.errors import FlightSqlError, Unauthenticated
 from flightsql.protocol import commands as cmd
 from flightsql.rest import openapi
-from flightsql.rest.batches import Batch, Batches, BatchError, BatchStore
+from flightsql.rest.batches import FINISHED, Batch, BatchError, Batches
 from flightsql.rest.livy import (
     SESSION_KINDS, SQL_KINDS, Session, SessionState, Statement, StatementState, error_output,
 )
@@ -61,10 +61,9 @@ class LivyGateway:
     def __init__(self, store: RestStore, runner: StatementRunner, authenticator: Authenticator,
                  is_admin: Callable[[str], bool], node_id: str, is_live: Callable[[str], bool],
                  busy: Callable[[], bool], version: str = "", batches: Batches | None = None,
-                 batch_store: BatchStore | None = None, may_submit: Callable[[str], bool] = lambda user: False) -> None:
+                 may_submit: Callable[[str], bool] = lambda user: False) -> None:
         self.version = version
         self.batches = batches
-        self.batch_store = batch_store
         self.may_submit = may_submit
         self.url: str | None = None  # where the API is served, once it listens
         self.store = store
@@ -222,7 +221,7 @@ class LivyGateway:
 
     # -- batches -----------------------------------------------------------------------
     def _batch(self, user: str, batch_id: int) -> Batch:
-        batch = self.batch_store.get(batch_id) if self.batch_store is not None else None
+        batch = self.batches.store.get(batch_id) if self.batches is not None else None
         if batch is None:
             raise RestError(HTTPStatus.NOT_FOUND, f"Batch '{batch_id}' not found.")
         if batch.owner != user and not self.is_admin(user):
@@ -231,7 +230,7 @@ class LivyGateway:
 
     def list_batches(self, user: str, query: dict[str, str]) -> dict[str, Any]:
         start, size = _window(query)
-        found = self.batch_store.all() if self.batch_store is not None else []
+        found = self.batches.store.all() if self.batches is not None else []
         mine = [b for b in found if b.owner == user or self.is_admin(user)]
         return {"from": start, "total": len(mine), "sessions": [b.livy() for b in mine[start:start + size]]}
 
@@ -267,9 +266,9 @@ class LivyGateway:
 
     def delete_batch(self, user: str, batch_id: int) -> dict[str, Any]:
         batch = self._batch(user, batch_id)
-        assert self.batch_store is not None
-        if batch.state not in ("success", "dead", "killed"):
-            self.batch_store.update(batch.id, lambda b: setattr(b, "kill", True))  # its node ends it
+        assert self.batches is not None
+        if batch.state not in FINISHED:
+            self.batches.store.update(batch.id, lambda b: setattr(b, "kill", True))  # its node ends it
         return {"msg": "deleted"}
 
     # -- routing -----------------------------------------------------------------------

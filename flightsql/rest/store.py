@@ -7,16 +7,48 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from kazoo.client import KazooClient
+from kazoo.recipe.watchers import DataWatch
 from kazoo.exceptions import BadVersionError, NoNodeError, NotEmptyError
 
 from flightsql.rest.livy import Session, Statement
 
 #: lines a session's log keeps (the oldest go first)
 MAX_LOG_LINES = 200
+
+T = TypeVar("T")
+
+
+def create_numbered(zk: KazooClient, base: str) -> tuple[str, int]:
+    """A new znode under ``base``, numbered by ZooKeeper (unique across the cluster),
+    holding ``{}`` until its creator fills it in."""
+    path = zk.create(base + "/", b"{}", sequence=True)
+    return path, int(path.rsplit("/", 1)[1])
+
+
+def compare_and_set(zk: KazooClient, path: str, load: Callable[[dict[str, Any]], T], change: Callable[[T], Any],
+                    dump: Callable[[T], dict[str, Any]], attempts: int | None = None) -> T | None:
+    """Apply ``change`` to the JSON record at ``path``, again from a fresh read whenever
+    another writer came between (any node may write any record); None if the record is
+    gone, or every one of ``attempts`` met another writer."""
+    tried = 0
+    while attempts is None or tried < attempts:
+        tried += 1
+        try:
+            data, stat = zk.get(path)
+            record = load(json.loads(data))
+            change(record)
+            zk.set(path, _encode(dump(record)), version=stat.version)
+            return record
+        except BadVersionError:
+            continue
+        except NoNodeError:
+            return None
+    return None
 
 
 class RestStore:
@@ -31,11 +63,14 @@ class RestStore:
     def _statements(self, session_id: int) -> str:
         return f"{self._session_path(session_id)}/statements"
 
+    def _statement_path(self, session_id: int, statement_id: int) -> str:
+        return f"{self._statements(session_id)}/{statement_id:010d}"
+
     # -- sessions ----------------------------------------------------------------------
     def create_session(self, make: Callable[[int], Session]) -> Session:
         """A new session, numbered by ZooKeeper (ids are unique across the cluster)."""
-        path = self.zk.create(self.base + "/", b"{}", sequence=True)
-        session = make(int(path.rsplit("/", 1)[1]))
+        path, session_id = create_numbered(self.zk, self.base)
+        session = make(session_id)
         self.zk.set(path, _encode(session.to_dict()))
         self.zk.ensure_path(self._statements(session.id))
         return session
@@ -57,19 +92,12 @@ class RestStore:
 
     def log(self, session_id: int, line: str) -> None:
         """Append a line to a session's log (compare-and-set: any node may append)."""
-        path = self._session_path(session_id)
         stamped = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}"
-        for _ in range(20):
-            try:
-                data, stat = self.zk.get(path)
-                doc = json.loads(data)
-                doc["log"] = [*doc.get("log", []), stamped][-MAX_LOG_LINES:]
-                self.zk.set(path, _encode(doc), version=stat.version)
-                return
-            except BadVersionError:
-                continue
-            except NoNodeError:
-                return
+
+        def append(doc: dict[str, Any]) -> None:
+            doc["log"] = [*doc.get("log", []), stamped][-MAX_LOG_LINES:]
+
+        compare_and_set(self.zk, self._session_path(session_id), dict, append, dict, attempts=20)
 
     def delete_session(self, session_id: int) -> None:
         for _ in range(5):
@@ -83,14 +111,14 @@ class RestStore:
 
     # -- statements --------------------------------------------------------------------
     def add_statement(self, session_id: int, make: Callable[[int], Statement]) -> Statement:
-        path = self.zk.create(self._statements(session_id) + "/", b"{}", sequence=True)
-        statement = make(int(path.rsplit("/", 1)[1]))
+        path, statement_id = create_numbered(self.zk, self._statements(session_id))
+        statement = make(statement_id)
         self.zk.set(path, _encode(statement.to_dict()))
         return statement
 
     def statement(self, session_id: int, statement_id: int) -> Statement | None:
         try:
-            data, _ = self.zk.get(f"{self._statements(session_id)}/{statement_id:010d}")
+            data, _ = self.zk.get(self._statement_path(session_id, statement_id))
         except NoNodeError:
             return None
         doc = json.loads(data or b"{}")
@@ -106,18 +134,23 @@ class RestStore:
 
     def update_statement(self, session_id: int, statement_id: int, change: Callable[[Statement], Any]) -> Statement | None:
         """Apply ``change`` to the statement (compare-and-set); None if it is gone."""
-        path = f"{self._statements(session_id)}/{statement_id:010d}"
-        while True:
-            try:
-                data, stat = self.zk.get(path)
-                statement = Statement.from_dict(json.loads(data))
-                change(statement)
-                self.zk.set(path, _encode(statement.to_dict()), version=stat.version)
-                return statement
-            except BadVersionError:
-                continue
-            except NoNodeError:
-                return None
+        return compare_and_set(self.zk, self._statement_path(session_id, statement_id), Statement.from_dict, change,
+                               Statement.to_dict)
+
+    def cancel_watch(self, session_id: int, statement_id: int) -> tuple[threading.Event, Callable[[], None]]:
+        """An event set as soon as the statement is asked to cancel (or is gone), from any
+        node: a ZooKeeper watch, not a read per look.  Call the returned function when the
+        statement has ended; the watch goes with the record's next change."""
+        asked, ended = threading.Event(), threading.Event()
+
+        def seen(data: bytes | None, _stat: Any) -> bool:
+            state = json.loads(data).get("state") if data else None
+            if data is None or state in ("cancelling", "cancelled"):
+                asked.set()
+            return not (asked.is_set() or ended.is_set())  # False: watch no more
+
+        DataWatch(self.zk, self._statement_path(session_id, statement_id), seen)
+        return asked, ended.set
 
 
 def _encode(doc: dict[str, Any]) -> bytes:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 from flightmanager import metrics
 from flightmanager.flight.service import bind_server, check_free, serve
-from flightmanager.tls import location
+from flightmanager.tls import TlsFiles, location
 from flightmanager.internal import InternalFlightService
 from flightmanager.records import Node, SpoolSettings
-from flightmanager.tls import TlsFiles
 from flightmanager.zk import credential as zk_credential
 from flightmanager.zk.credential import Credential, lock_tree
 from flightmanager.zk.embedded import EmbeddedZooKeeper
@@ -254,14 +253,13 @@ class FlightSqlNode:
         if tls is not None:
             roots = (tls.ca or tls.cert).read_bytes()
         caller = FlightCaller(node.public_uri, roots)
-        batch_store = BatchStore(self.zk, paths.root)
-        batches = Batches(batch_store, node.node_id, settings.master, settings.work_dir.resolve() / "batches",
+        batches = Batches(BatchStore(self.zk, paths.root), node.node_id, settings.master, settings.work_dir.resolve() / "batches",
                           settings.rest_batches)
+        store = RestStore(self.zk, paths.root)
         gateway = LivyGateway(
-            RestStore(self.zk, paths.root), StatementRunner(RestStore(self.zk, paths.root), caller,
-                                                            settings.rest_max_rows),
+            store, StatementRunner(store, caller, settings.rest_max_rows),
             authenticator, self.authorizer.is_admin, node.node_id, self.manager.membership.is_live,
-            self.manager.admission.full, VERSION, batches, batch_store,
+            self.manager.admission.full, VERSION, batches,
             lambda user: self.authorizer.policy is None or self.authorizer.is_admin(user))
         batches.adopt()
         server = RestServer(settings.host, settings.rest_port or 0, gateway, tls).start(settings.public_host)

@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -165,15 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, on_signal)
-    tp.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    registry, monitor = tp.Registry(), tp.CpuMonitor()
-    tmp = Path(tempfile.mkdtemp(prefix="flightsql-dashboard-"))
-    try:
+    with tp.bench_run("flightsql-dashboard-") as (registry, monitor, tmp):
         info = tp.machine_info()
         tp.log(f"machine: {info['nproc']} cores; {args.clients} clients, both servers up, rounds alternating")
         _node, node_uri = tp.start_node(registry, tmp, args.start_timeout)
@@ -227,9 +217,6 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"results written to {out}")
         return 0
-    finally:
-        registry.stop_all()
-        monitor.stop()
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -137,15 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fetch-size", type=int, default=10000, help="JDBC fetch size of both drivers")
     args = parser.parse_args(argv)
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, on_signal)
-    tp.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    registry, monitor = tp.Registry(), tp.CpuMonitor()
-    tmp = Path(tempfile.mkdtemp(prefix="flightsql-jdbc-"))
-    try:
+    with tp.bench_run("flightsql-jdbc-") as (registry, monitor, tmp):
         info = tp.machine_info()
         tp.log(f"machine: {info['nproc']} cores; both servers up, rounds alternating; scratch {tmp}")
         _node, node_uri = tp.start_node(registry, tmp, args.start_timeout)
@@ -171,9 +162,6 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"results written to {out}")
         return 0
-    finally:
-        registry.stop_all()
-        monitor.stop()
 
 
 if __name__ == "__main__":

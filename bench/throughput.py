@@ -18,6 +18,7 @@ Usage: python bench/throughput.py [--rows 10000000] [--runs 5]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import gc
 import json
@@ -34,7 +35,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -360,6 +361,25 @@ class Registry:
 
 # --------------------------------------------------------------------------- clients
 # Each client runs in its own process: fresh interpreter, own memory, hard deadline.
+
+
+@contextlib.contextmanager
+def bench_run(prefix: str) -> Iterator[tuple[Registry, CpuMonitor, Path]]:
+    """One benchmark run: SIGTERM, SIGHUP and SIGINT end it as an exit does, results have
+    their directory, and every process it starts (in the registry) is stopped at the end."""
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    registry, monitor = Registry(), CpuMonitor()
+    try:
+        yield registry, monitor, Path(tempfile.mkdtemp(prefix=prefix))
+    finally:
+        registry.stop_all()
+        monitor.stop()
 
 
 def _timed_runs(

@@ -15,7 +15,7 @@ import re
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import pyarrow as pa
@@ -46,6 +46,13 @@ RETRY_AFTER_SECONDS = 5
 PREFIX = "/api/livy"
 #: the Livy release whose REST API this gateway follows (clients compare it)
 LIVY_API_VERSION = "0.8.0-incubating"
+
+
+class _HasOwner(Protocol):
+    owner: str
+
+
+Owned = TypeVar("Owned", bound=_HasOwner)
 
 
 class RestError(Exception):
@@ -79,13 +86,19 @@ class LivyGateway:
         metadata = {} if authorization is None else {"authorization": authorization}
         return self.authenticator.authenticate(metadata, source=source).principal.user
 
+    def _owned(self, user: str, what: str, ident: int, record: Owned | None) -> Owned:
+        """A session or batch the user may act on: their own, or any for an admin."""
+        if record is None:
+            raise RestError(HTTPStatus.NOT_FOUND, f"{what.capitalize()} '{ident}' not found.")
+        if record.owner != user and not self.is_admin(user):
+            raise RestError(HTTPStatus.FORBIDDEN, f"User '{user}' is not allowed to access {what} {ident}.")
+        return record
+
+    def _mine(self, user: str, records: Iterable[Owned]) -> list[Owned]:
+        return [r for r in records if r.owner == user or self.is_admin(user)]
+
     def _session(self, user: str, session_id: int) -> Session:
-        session = self.store.session(session_id)
-        if session is None:
-            raise RestError(HTTPStatus.NOT_FOUND, f"Session '{session_id}' not found.")
-        if session.owner != user and not self.is_admin(user):
-            raise RestError(HTTPStatus.FORBIDDEN, f"User '{user}' is not allowed to access session {session_id}.")
-        return session
+        return self._owned(user, "session", session_id, self.store.session(session_id))
 
     def _headers(self, session: Session) -> Callable[[], Headers]:
         # a fresh token per call: a long session outlives any one token
@@ -107,7 +120,7 @@ class LivyGateway:
     # -- sessions ----------------------------------------------------------------------
     def list_sessions(self, user: str, query: dict[str, str]) -> dict[str, Any]:
         start, size = _window(query)
-        mine = [s for s in self.store.sessions() if s.owner == user or self.is_admin(user)]
+        mine = self._mine(user, self.store.sessions())
         return {"from": start, "total": len(mine),
                 "sessions": [s.livy(self._state(s)) for s in mine[start:start + size]]}
 
@@ -221,17 +234,11 @@ class LivyGateway:
 
     # -- batches -----------------------------------------------------------------------
     def _batch(self, user: str, batch_id: int) -> Batch:
-        batch = self.batches.store.get(batch_id) if self.batches is not None else None
-        if batch is None:
-            raise RestError(HTTPStatus.NOT_FOUND, f"Batch '{batch_id}' not found.")
-        if batch.owner != user and not self.is_admin(user):
-            raise RestError(HTTPStatus.FORBIDDEN, f"User '{user}' is not allowed to access batch {batch_id}.")
-        return batch
+        return self._owned(user, "batch", batch_id, self.batches.store.get(batch_id) if self.batches else None)
 
     def list_batches(self, user: str, query: dict[str, str]) -> dict[str, Any]:
         start, size = _window(query)
-        found = self.batches.store.all() if self.batches is not None else []
-        mine = [b for b in found if b.owner == user or self.is_admin(user)]
+        mine = self._mine(user, self.batches.store.all() if self.batches is not None else [])
         return {"from": start, "total": len(mine), "sessions": [b.livy() for b in mine[start:start + size]]}
 
     def create_batch(self, user: str, body: dict[str, Any]) -> dict[str, Any]:

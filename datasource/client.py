@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import re
 import warnings
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from datasource.errors import FlightSqlServerError
 from datasource.options import SourceOptions
@@ -51,18 +52,17 @@ def driver_options(options: SourceOptions) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def connection(options: SourceOptions, action: str) -> Iterator["Connection"]:
+def connection(options: SourceOptions, action: str) -> Iterator[Connection]:
     """An open ADBC connection; failures to connect or log in name ``action``."""
     try:
         import adbc_driver_flightsql.dbapi as flightsql
     except ImportError:  # pragma: no cover - depends on the installation
         raise ImportError(_MISSING_DRIVER) from None
 
-    with server_errors(options, action):
-        with warnings.catch_warnings():
-            # Flight SQL has no transactions to turn autocommit off with; that is expected.
-            warnings.simplefilter("ignore")
-            conn = flightsql.connect(options.uri, db_kwargs=driver_options(options))
+    with server_errors(options, action), warnings.catch_warnings():
+        # Flight SQL has no transactions to turn autocommit off with; that is expected.
+        warnings.simplefilter("ignore")
+        conn = flightsql.connect(options.uri, db_kwargs=driver_options(options))
     try:
         yield conn
     finally:

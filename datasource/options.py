@@ -7,9 +7,10 @@ of being ignored.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 from urllib.parse import urlparse
 
 from datasource.errors import FlightSqlOptionError
@@ -19,8 +20,8 @@ QUERY = "query"
 TABLE = "table"
 USER = "user"
 USERNAME = "username"  # the ADBC spelling, accepted as a synonym of ``user``
-PASSWORD = "password"
-TOKEN = "token"
+PASSWORD = "password"  # noqa: S105 - a name, not a secret
+TOKEN = "token"  # noqa: S105 - a name, not a secret
 TLS_ROOT_CERTS = "tlsRootCerts"
 TLS_SKIP_VERIFY = "tlsSkipVerify"
 TLS_OVERRIDE_HOSTNAME = "tlsOverrideHostname"
@@ -180,7 +181,8 @@ def _uri(value: str | None) -> str:
         raise FlightSqlOptionError(f"the {URI!r} option is required, e.g. grpc://host:31337")
     scheme = urlparse(value).scheme
     if scheme not in _SCHEMES:
-        raise FlightSqlOptionError(f"the {URI!r} must start with one of {', '.join(s + '://' for s in _SCHEMES)}: {value!r}")
+        schemes = ", ".join(s + "://" for s in _SCHEMES)
+        raise FlightSqlOptionError(f"the {URI!r} must start with one of {schemes}: {value!r}")
     return value
 
 

@@ -11,7 +11,8 @@ their expiration time.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql.datasource import DataSourceReader, InputPartition
 
@@ -43,7 +44,7 @@ class FlightSqlReader(DataSourceReader):
     """Reads a query or table of a Flight SQL server, without filter pushdown."""
 
     def __init__(
-        self, options: SourceOptions, schema: "StructType", scan: ScanSql, dialect: Dialect | None,
+        self, options: SourceOptions, schema: StructType, scan: ScanSql, dialect: Dialect | None,
         filter_columns: Sequence[str] = (),
     ) -> None:
         self.options = options
@@ -58,12 +59,15 @@ class FlightSqlReader(DataSourceReader):
 
     def partitions(self) -> Sequence[InputPartition]:
         sql = self.sql()
-        with connection(self.options, "GetFlightInfo") as conn, conn.cursor() as cursor:
-            with server_errors(self.options, "GetFlightInfo"):
-                endpoints, _ = cursor.adbc_execute_partitions(sql)
+        with (
+            connection(self.options, "GetFlightInfo") as conn,
+            conn.cursor() as cursor,
+            server_errors(self.options, "GetFlightInfo"),
+        ):
+            endpoints, _ = cursor.adbc_execute_partitions(sql)
         return [EndpointPartition(i, e, _locations(e)) for i, e in enumerate(endpoints)]
 
-    def read(self, partition: InputPartition) -> Iterator["pa.RecordBatch"]:
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         if not isinstance(partition, EndpointPartition):
             return iter(())  # no endpoint at all: Spark asks for its one default partition
         return _read_endpoint(self.options, partition, self.schema)
@@ -72,12 +76,12 @@ class FlightSqlReader(DataSourceReader):
 class FlightSqlFilteringReader(FlightSqlReader):
     """A reader that also pushes filters into the SQL (option ``pushFilters``)."""
 
-    def pushFilters(self, filters: List["Filter"]) -> Iterable["Filter"]:
+    def pushFilters(self, filters: list[Filter]) -> Iterable[Filter]:
         if self.dialect is None:
             return filters
         translator = FilterTranslator(self.dialect, self.filter_columns)
         conditions: list[str] = list(self.scan.conditions)
-        kept: list["Filter"] = []
+        kept: list[Filter] = []
         for spark_filter in filters:
             condition = translator.translate(spark_filter)
             if condition is None:
@@ -99,25 +103,26 @@ def _locations(endpoint: bytes) -> tuple[str, ...]:
     return tuple(loc.uri.decode() for e in info.endpoints for loc in e.locations)
 
 
-def _read_endpoint(options: SourceOptions, partition: EndpointPartition, schema: "StructType") -> Iterator["pa.RecordBatch"]:
+def _read_endpoint(
+    options: SourceOptions, partition: EndpointPartition, schema: StructType
+) -> Iterator[pa.RecordBatch]:
     target = arrow_schema(schema)
     action = f"DoGet of endpoint {partition.index}"
-    with connection(options, action) as conn, conn.cursor() as cursor:
-        with server_errors(options, action):
-            cursor.adbc_read_partition(partition.endpoint)
-            batches = cursor.fetch_record_batch()
-            for batch in batches:
-                yield conform(batch, target)
+    with connection(options, action) as conn, conn.cursor() as cursor, server_errors(options, action):
+        cursor.adbc_read_partition(partition.endpoint)
+        batches = cursor.fetch_record_batch()
+        for batch in batches:
+            yield conform(batch, target)
 
 
-def arrow_schema(schema: "StructType") -> "pa.Schema":
+def arrow_schema(schema: StructType) -> pa.Schema:
     """The Arrow schema Spark expects batches of this data source in."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     return to_arrow_schema(schema, timezone="UTC")
 
 
-def conform(batch: "pa.RecordBatch", target: "pa.Schema") -> "pa.RecordBatch":
+def conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
     """The batch with exactly Spark's column names, types and nullability.
 
     Columns are matched by name, or by position when the names differ; values are cast
@@ -139,7 +144,8 @@ def conform(batch: "pa.RecordBatch", target: "pa.Schema") -> "pa.RecordBatch":
                 column = column.cast(field.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise FlightSqlSchemaError(
-                    f"column {field.name!r}: the server sent {column.type}, which does not convert to {field.type}: {exc}"
+                    f"column {field.name!r}: the server sent {column.type}, "
+                    f"which does not convert to {field.type}: {exc}"
                 ) from None
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, schema=target)

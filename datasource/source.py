@@ -36,7 +36,7 @@ class FlightSqlDataSource(DataSource):
     def name(cls) -> str:
         return NAME
 
-    def schema(self) -> "StructType":
+    def schema(self) -> StructType:
         """The result's schema, as the server describes it (``GetSchema``), without running it."""
         options = parse_options(self.options, "read")
         scan = _scan(options)
@@ -45,7 +45,7 @@ class FlightSqlDataSource(DataSource):
         self._server_columns = tuple(arrow.names)
         return spark_schema(arrow)
 
-    def reader(self, schema: "StructType") -> DataSourceReader:
+    def reader(self, schema: StructType) -> DataSourceReader:
         options = parse_options(self.options, "read")
         names = tuple(schema.fieldNames())
         # a schema the user gave (schema() was not called, or differs) selects its own columns
@@ -63,7 +63,7 @@ class FlightSqlDataSource(DataSource):
             filter_columns = tuple(f.name for f in schema.fields if types.get(f.name) == f.dataType)
         return FlightSqlFilteringReader(options, schema, scan, dialect, filter_columns)
 
-    def writer(self, schema: "StructType", overwrite: bool) -> DataSourceWriter:
+    def writer(self, schema: StructType, overwrite: bool) -> DataSourceWriter:
         options = parse_options(self.options, "write")
         assert options.table is not None  # parse_options requires it for a write
         writer = FlightSqlWriter(options, options.table, schema, overwrite)
@@ -82,7 +82,7 @@ def _scan(options: SourceOptions, columns: tuple[str, ...] | None = None) -> Sca
     return ScanSql(query=options.query, table=options.table, columns=columns)
 
 
-def _server_schema(options: SourceOptions, sql: str) -> "pa.Schema":
+def _server_schema(options: SourceOptions, sql: str) -> pa.Schema:
     with connection(options, "GetSchema") as conn, conn.cursor() as cursor:
         try:
             with server_errors(options, "GetSchema"):
@@ -101,7 +101,7 @@ _UNSIGNED = {  # Spark has no unsigned integers: the next wider type holds every
 }
 
 
-def spark_schema(arrow: "pa.Schema") -> "StructType":
+def spark_schema(arrow: pa.Schema) -> StructType:
     """Spark's schema for an Arrow result schema; a type Spark lacks is named with its column."""
     from pyspark.sql.pandas.types import from_arrow_type
     from pyspark.sql.types import StructField, StructType

@@ -19,8 +19,9 @@ from __future__ import annotations
 import datetime
 import decimal
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from datasource.options import TableName
 
@@ -148,12 +149,9 @@ class ScanSql:
         if dialect is None:
             raise ValueError("a dialect is needed to render this scan")
         select = "*" if self.columns is None else ", ".join(dialect.quote(c) for c in self.columns)
-        if self.table is not None:
-            source = dialect.table(self.table)
-        else:
-            # newlines keep a trailing "-- comment" in the query from hiding the parenthesis
-            source = f"(\n{self.query}\n) AS {SCAN_ALIAS}"
-        sql = f"SELECT {select} FROM {source}"
+        # newlines keep a trailing "-- comment" in the query from hiding the parenthesis
+        source = dialect.table(self.table) if self.table is not None else f"(\n{self.query}\n) AS {SCAN_ALIAS}"
+        sql = f"SELECT {select} FROM {source}"  # noqa: S608 - quoted names; the query is the user's own
         if self.conditions:
             sql += " WHERE " + " AND ".join(f"({c})" for c in self.conditions)
         return sql

@@ -94,7 +94,7 @@ def _sql_info(options: SourceOptions, *info: int) -> dict[int, Any]:
         values: dict[int, Any] = {}
         for endpoint in info_result.endpoints:
             table = client.do_get(endpoint.ticket, call).read_all()
-            for name, value in zip(table.column(0).to_pylist(), table.column(1).to_pylist()):
+            for name, value in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=False):
                 values[int(name)] = value
         return values
     finally:

@@ -22,9 +22,10 @@ task failed after it).  Speculative copies of a task would each append: leave
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, Iterator, List, Literal, Optional
+from typing import TYPE_CHECKING, Literal
 
 from pyspark.sql.datasource import DataSourceArrowWriter, WriterCommitMessage
 
@@ -52,7 +53,7 @@ class IngestCommit(WriterCommitMessage):
 class FlightSqlWriter(DataSourceArrowWriter):
     """Built on the driver (where :meth:`prepare` runs), then shipped to every write task."""
 
-    def __init__(self, options: SourceOptions, table: TableName, schema: "StructType", overwrite: bool) -> None:
+    def __init__(self, options: SourceOptions, table: TableName, schema: StructType, overwrite: bool) -> None:
         self.options = options
         self.table = table
         self.schema = schema
@@ -69,7 +70,7 @@ class FlightSqlWriter(DataSourceArrowWriter):
         ingest(self.options, self.table, pa.RecordBatchReader.from_batches(arrow, [empty]),
                "replace" if self.overwrite else "create_append")
 
-    def write(self, iterator: Iterator["pa.RecordBatch"]) -> IngestCommit:
+    def write(self, iterator: Iterator[pa.RecordBatch]) -> IngestCommit:
         import pyarrow as pa
         from pyspark import TaskContext
 
@@ -84,14 +85,14 @@ class FlightSqlWriter(DataSourceArrowWriter):
         rows = ingest(self.options, self.table, stream, "append")
         return IngestCommit(partition, attempt, rows)
 
-    def commit(self, messages: List[Optional[WriterCommitMessage]]) -> None:
+    def commit(self, messages: list[WriterCommitMessage | None]) -> None:
         """Every partition's stream is complete on the server: nothing is left to do."""
 
-    def abort(self, messages: List[Optional[WriterCommitMessage]]) -> None:
+    def abort(self, messages: list[WriterCommitMessage | None]) -> None:
         """Streams that completed cannot be taken back (see the module's notes)."""
 
 
-def ingest(options: SourceOptions, table: TableName, data: "pa.RecordBatchReader", mode: IngestMode) -> int:
+def ingest(options: SourceOptions, table: TableName, data: pa.RecordBatchReader, mode: IngestMode) -> int:
     """One ``CommandStatementIngest`` stream; the number of rows written, or -1."""
     from adbc_driver_manager import Error
 

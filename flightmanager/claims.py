@@ -22,8 +22,8 @@ retry on another host may be an attempt the claims dropped.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from flightmanager.errors import IncompleteResult
 
@@ -68,7 +68,7 @@ class Claim:
         }
 
     @classmethod
-    def from_dict(cls, key: int, doc: Mapping[str, object]) -> "Claim":
+    def from_dict(cls, key: int, doc: Mapping[str, object]) -> Claim:
         node, attempt, rows, push = doc.get("node"), doc.get("attempt"), doc.get("rows"), doc.get("push")
         first, last = doc.get("first", 0), doc.get("last", True)
         if not (isinstance(node, str) and type(attempt) is int and type(rows) is int and isinstance(push, str)
@@ -77,7 +77,9 @@ class Claim:
         return cls(key, node, attempt, rows, push, first, last)
 
 
-def manifests(query_id: str, claims: Mapping[int, Claim], partitions: int, nodes: Iterable[str]) -> dict[str, dict[int, int]]:
+def manifests(
+    query_id: str, claims: Mapping[int, Claim], partitions: int, nodes: Iterable[str]
+) -> dict[str, dict[int, int]]:
     """Each node's manifest ({piece key: rows}) for a job of ``partitions`` partitions.
 
     Every node of ``nodes`` gets one (maybe empty: its stream then sends the schema

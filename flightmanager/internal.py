@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import grpc
 import pyarrow as pa
@@ -57,7 +57,7 @@ class InternalFlightService(FlightService):
         try:
             command = pb.FlightDescriptor.FromString(first.descriptor).cmd
             header = PushHeader.decode(command)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             detail = str(exc) if isinstance(exc, ValueError) and "version" in str(exc) else "malformed push header"
             raise PushRefused(f"push refused: {detail}") from exc
         if not check_push_mac(self._push_key, header.query_id, header.mac):

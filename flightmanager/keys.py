@@ -42,7 +42,7 @@ class ClusterKeys:
     handles: bytes
 
     @classmethod
-    def derive(cls, secret: bytes) -> "ClusterKeys":
+    def derive(cls, secret: bytes) -> ClusterKeys:
         return cls(hkdf(secret, _TOKENS), hkdf(secret, _PUSHES), hkdf(secret, _TICKETS), hkdf(secret, _HANDLES))
 
     def __repr__(self) -> str:  # keys never reach a log through a repr

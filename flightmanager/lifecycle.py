@@ -14,8 +14,9 @@ follows the registry's record.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Union
+from typing import Union
 
 from flightmanager.errors import FlightManagerError, NodeLost, QueryCancelled
 from flightmanager.query import QueryState
@@ -177,7 +178,7 @@ class DrainTimedOut:
     at: float
 
 
-Event = Union[
+Event = Union[  # noqa: UP007 - a runtime alias, evaluated on Python 3.10
     Started, ClaimWon, JobSucceeded, JobFailed, ManifestWritten, EndedElsewhere, NodeLeft, NodeSuspected,
     CancelRequested, Renewed, ExtendedElsewhere, TimeUp, Expire, DrainTimedOut, RecordingFailed, WaitedTooLong,
 ]
@@ -260,7 +261,7 @@ class Log:
     message: str
 
 
-Action = Union[
+Action = Union[  # noqa: UP007 - as Event
     CancelJob, LeaveQueue, FinishSpool, FailSpool, CloseSpool, WriteManifests, RecordEnd, RecordExpiry, DeleteRecord,
     ScheduleExpiry, CountEnd, Log,
 ]
@@ -313,7 +314,7 @@ def _active(life: Life, event: Event) -> Step:
     if isinstance(event, CancelRequested):
         cancelled = QueryCancelled(f"query {life.query_id} was cancelled")
         step_ = _end(life, QueryState.CANCELLED, cancelled, event.at, record=True)
-        return Step(step_.life, step_.actions + (Log(logging.INFO, f"query {life.query_id} cancelled by {event.by}"),))
+        return Step(step_.life, (*step_.actions, Log(logging.INFO, f"query {life.query_id} cancelled by {event.by}")))
     return _common_failures(life, event)
 
 

@@ -10,8 +10,9 @@ and reset within one call, never left behind on a pooled thread.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

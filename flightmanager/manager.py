@@ -9,23 +9,25 @@ per partition.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import grpc
 import pyarrow as pa
 
 from flightmanager import lifecycle, metrics
+from flightmanager.admission import Admission, Limits
 from flightmanager.budget import ByteBudget
 from flightmanager.claims import Claim, manifests
-from flightmanager.admission import Admission, Limits
 from flightmanager.errors import FlightManagerError, NotOwner, QueryCancelled, ResultNotFound, ServerBusy
 from flightmanager.flight.wire import EncodedBatch
 from flightmanager.history import History, MemoryHistory
@@ -34,15 +36,16 @@ from flightmanager.lifecycle import ACTIVE
 from flightmanager.log_context import iterate_in_query, query_context
 from flightmanager.members import Members, SoloMembers
 from flightmanager.peers import Keepalive, PeerWatch
-from flightmanager.tls import TlsFiles
 from flightmanager.push import Faults, pusher
 from flightmanager.query import QueryState
+
 # the records are importable from here too, where the manager's users have always found them
-from flightmanager.records import Endpoint, Node, Progress, QueryRecord, SpoolSettings, Submitted  # noqa: F401
+from flightmanager.records import Endpoint, Node, Progress, QueryRecord, SpoolSettings, Submitted
 from flightmanager.registry import MemoryRegistry, QueryInfo, Registry, changed
 from flightmanager.spark_failures import describe_failure
 from flightmanager.spool import Hangup, ResultSpool
 from flightmanager.status import ClusterStatus, QueryStatus, Served, StreamTally, merge
+from flightmanager.tls import TlsFiles
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -63,7 +66,7 @@ class SparkFlightManager:
 
     def __init__(
         self,
-        spark: "SparkSession | None",
+        spark: SparkSession | None,
         node: Node,
         push_key: bytes,
         settings: SpoolSettings,
@@ -100,7 +103,7 @@ class SparkFlightManager:
         settings.spill_dir.mkdir(parents=True, exist_ok=True)
         #: which queries run now and which wait (PENDING) for one of the job threads
         self.admission = Admission(limits, node.node_id)
-        self._queued: dict[str, tuple[QueryRecord, "DataFrame"]] = {}
+        self._queued: dict[str, tuple[QueryRecord, DataFrame]] = {}
         self._jobs = ThreadPoolExecutor(limits.running + 1, thread_name_prefix="query")
         #: what the registry's watches, the members and the peer watch report is handled
         #: here, in order: their own threads (kazoo's among them) never block on it
@@ -198,9 +201,8 @@ class SparkFlightManager:
             if not record.internal:
                 metrics.QUERIES_ENDED.labels(self.node.node_id, action.outcome.value).inc()
                 metrics.QUERY_SECONDS.labels(self.node.node_id).observe(action.seconds_from_start)
-        elif isinstance(action, lifecycle.Log):
-            if not record.internal or action.level >= logging.WARNING:
-                log.log(action.level, "%s", action.message)
+        elif isinstance(action, lifecycle.Log) and (not record.internal or action.level >= logging.WARNING):
+            log.log(action.level, "%s", action.message)
 
     def _cancel_job(self, query_id: str) -> None:
         if self.spark is not None:
@@ -248,7 +250,7 @@ class SparkFlightManager:
         return record
 
     def queries(self) -> list[QueryRecord]:
-        return sorted(list(self._records.values()), key=lambda r: r.created, reverse=True)
+        return sorted(self._records.values(), key=lambda r: r.created, reverse=True)
 
     def status(self) -> ClusterStatus:
         """Live nodes, and running and recent queries as this node sees the cluster."""
@@ -405,13 +407,13 @@ class SparkFlightManager:
 
     # -- running -------------------------------------------------------------
     def submit(
-        self, df: "DataFrame", *, owner: str, sql: str, ordered: bool, single: bool = False
+        self, df: DataFrame, *, owner: str, sql: str, ordered: bool, single: bool = False
     ) -> Submitted:
         """Run ``df``; ``single`` keeps the whole result on this node (one endpoint)."""
         return self._submit(df, owner=owner, sql=sql, ordered=ordered, single=single)
 
     def _submit(
-        self, df: "DataFrame", *, owner: str, sql: str, ordered: bool, single: bool = False, internal: bool = False
+        self, df: DataFrame, *, owner: str, sql: str, ordered: bool, single: bool = False, internal: bool = False
     ) -> Submitted:
         schema = arrow_schema(df)
         if not internal:
@@ -429,7 +431,7 @@ class SparkFlightManager:
             self._admit(record, df)
         return Submitted(record.query_id, schema, self._endpoints(record), ordered)
 
-    def _admit(self, record: QueryRecord, df: "DataFrame") -> None:
+    def _admit(self, record: QueryRecord, df: DataFrame) -> None:
         """Run the query now, or queue it (PENDING) for a slot; refuse it if the queue is full."""
         refused: ServerBusy | None = None
         with self._lock:
@@ -453,11 +455,11 @@ class SparkFlightManager:
             log.info("query %s waits for a slot (%d running, %d waiting)", record.query_id,
                      self.admission.running, self.admission.waiting)
 
-    def _admitted(self, query_ids: list[str]) -> list[tuple[QueryRecord, "DataFrame"]]:
+    def _admitted(self, query_ids: list[str]) -> list[tuple[QueryRecord, DataFrame]]:
         """The queued jobs of ``query_ids``, taken off the queue (the caller holds the lock)."""
         return [self._queued.pop(q) for q in query_ids if q in self._queued]
 
-    def _start(self, jobs: list[tuple[QueryRecord, "DataFrame"]]) -> None:
+    def _start(self, jobs: list[tuple[QueryRecord, DataFrame]]) -> None:
         for record, df in jobs:
             try:
                 self._jobs.submit(self._run, record, df)
@@ -472,7 +474,7 @@ class SparkFlightManager:
     def _endpoints(self, record: QueryRecord) -> tuple[Endpoint, ...]:
         return tuple(Endpoint(node, record.query_id, record.expires_at) for node in record.nodes)
 
-    def _run(self, record: QueryRecord, df: "DataFrame") -> None:
+    def _run(self, record: QueryRecord, df: DataFrame) -> None:
         try:
             with query_context(record.query_id):
                 if self._feed(record, lifecycle.Started()).state is not QueryState.RUNNING:
@@ -482,7 +484,7 @@ class SparkFlightManager:
             if not record.internal:
                 self._release_slot(record)
 
-    def _run_job(self, record: QueryRecord, df: "DataFrame") -> None:
+    def _run_job(self, record: QueryRecord, df: DataFrame) -> None:
         assert self.spark is not None
         sc = self.spark.sparkContext
         query_id = record.query_id
@@ -600,10 +602,8 @@ class SparkFlightManager:
         """A stream of ``record`` ended here: record the figures for every node's status page."""
         if record.internal:
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # stopping: the record goes with the query anyway
             self._served_writer.submit(self._write_served, record)
-        except RuntimeError:  # stopping: the record goes with the query anyway
-            pass
 
     def _write_served(self, record: QueryRecord) -> None:
         with query_context(record.query_id):
@@ -731,10 +731,8 @@ class SparkFlightManager:
         self._hand_over(self._departed, lifecycle.NodeSuspected(node.node_id, node.host, time.time()))
 
     def _hand_over(self, handle: Callable[..., None], *args: object) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the node is stopping
             self._events.submit(handle, *args)
-        except RuntimeError:  # the node is stopping
-            pass
 
     def _departed(self, event: lifecycle.NodeLeft | lifecycle.NodeSuspected) -> None:
         for record in list(self._records.values()):
@@ -830,7 +828,7 @@ def _one_line(sql: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def arrow_schema(df: "DataFrame") -> pa.Schema:
+def arrow_schema(df: DataFrame) -> pa.Schema:
     """The Arrow schema Spark's Arrow path produces for ``df`` (session time zone)."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -840,7 +838,7 @@ def arrow_schema(df: "DataFrame") -> pa.Schema:
     return to_arrow_schema(df.schema, timezone=timezone, prefers_large_types=large)
 
 
-def arrow_batches(df: "DataFrame"):  # type: ignore[no-untyped-def]
+def arrow_batches(df: DataFrame):  # type: ignore[no-untyped-def]
     """The DataFrame's partitions as Arrow IPC record batch messages, made in the JVM.
 
     Spark's own Arrow writer (what ``toArrow()`` uses) produces them on the executors;
@@ -852,7 +850,7 @@ def arrow_batches(df: "DataFrame"):  # type: ignore[no-untyped-def]
     return RDD(jrdd, df.sparkSession.sparkContext, NoOpSerializer())
 
 
-def deterministic(df: "DataFrame", batches) -> bool:  # type: ignore[no-untyped-def]
+def deterministic(df: DataFrame, batches) -> bool:  # type: ignore[no-untyped-def]
     """Whether every attempt of a task of ``batches`` (the RDD of ``df``'s Arrow batches)
     yields the same rows in the same order: Spark's DETERMINATE output level, and no
     expression Spark knows to be nondeterministic in the plan."""

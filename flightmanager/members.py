@@ -6,7 +6,8 @@ keeps it in ZooKeeper, :class:`SoloMembers` is a cluster of one node.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from flightmanager.records import Node
 
@@ -17,7 +18,7 @@ Changed = Callable[[list[Node]], None]
 
 
 class Members(Protocol):
-    def start(self, on_departed: Departed, on_changed: Changed) -> "Members": ...
+    def start(self, on_departed: Departed, on_changed: Changed) -> Members: ...
 
     def live(self) -> list[Node]: ...
 
@@ -39,7 +40,7 @@ class SoloMembers:
         self.node = node
         self._draining = False
 
-    def start(self, on_departed: Departed, on_changed: Changed) -> "SoloMembers":
+    def start(self, on_departed: Departed, on_changed: Changed) -> SoloMembers:
         return self
 
     def live(self) -> list[Node]:

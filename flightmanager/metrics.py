@@ -46,7 +46,9 @@ PARTITIONS_PUSHED = Counter(
 # -- spools ----------------------------------------------------------------------------
 MEMORY_HELD = Gauge("flightsql_spool_memory_bytes", "Result bytes held in memory", ["node"])
 DISK_HELD = Gauge("flightsql_spool_disk_bytes", "Result bytes spilled to disk", ["node"])
-MEMORY_BUDGET = Gauge("flightsql_spool_memory_budget_bytes", "Result bytes a node holds in memory before spilling", ["node"])
+MEMORY_BUDGET = Gauge(
+    "flightsql_spool_memory_budget_bytes", "Result bytes a node holds in memory before spilling", ["node"]
+)
 DISK_BUDGET = Gauge("flightsql_spool_disk_budget_bytes", "Spilled bytes a node holds before queries fail", ["node"])
 
 # -- cluster ---------------------------------------------------------------------------

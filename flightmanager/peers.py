@@ -17,11 +17,12 @@ watch only record the change and hand it to a worker thread; they never block.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import grpc
 
@@ -71,7 +72,7 @@ def _ignore(state: grpc.ChannelConnectivity) -> None:
 
 
 class _Peer:
-    def __init__(self, node: Node, keepalive: Keepalive, changed: Callable[["_Peer", grpc.ChannelConnectivity], None],
+    def __init__(self, node: Node, keepalive: Keepalive, changed: Callable[[_Peer, grpc.ChannelConnectivity], None],
                  tls: TlsFiles | None = None) -> None:
         self.node = node
         self.closed = False
@@ -102,10 +103,8 @@ class _Peer:
 
     def close(self) -> None:
         self.closed = True
-        try:
+        with contextlib.suppress(ValueError):
             self.channel.unsubscribe(self._on_state)
-        except ValueError:
-            pass
         self.channel.close()
 
 
@@ -157,7 +156,7 @@ class PeerWatch:
             peer, state = event
             try:
                 self._apply(peer, state)
-            except Exception:  # noqa: BLE001 - the watch goes on
+            except Exception:
                 log.exception("peer watch: handling %s of %s failed", state, peer.node.node_id)
 
     def _apply(self, peer: _Peer, state: grpc.ChannelConnectivity) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import socket
 import struct
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import pyarrow as pa
 
@@ -49,7 +49,7 @@ class PushHeader:
         ).encode()
 
     @classmethod
-    def decode(cls, data: bytes) -> "PushHeader":
+    def decode(cls, data: bytes) -> PushHeader:
         if data.startswith(_HEADER_V1):
             raise ValueError("push header version 1 (it carried the cluster secret) is no longer accepted")
         if not data.startswith(_HEADER_V2):
@@ -90,7 +90,7 @@ class Faults:
     mid_partition: bool = False
 
     @classmethod
-    def of(cls, setting: Callable[[str, str], str | None]) -> "Faults":
+    def of(cls, setting: Callable[[str, str], str | None]) -> Faults:
         def on(key: str) -> bool:
             return (setting(key, "false") or "").lower() == "true"
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from flightmanager.errors import FlightManagerError
-from flightmanager.push import PushTarget
 from flightmanager.lifecycle import Life
+from flightmanager.push import PushTarget
 from flightmanager.query import QueryState
 from flightmanager.spool import ResultSpool
 from flightmanager.status import NodeStatus, QueryStatus, Served, StreamTally
@@ -69,7 +69,7 @@ class QueryRecord:
     schema: pa.Schema
     ordered: bool
     #: where the query is registered: the cluster's registry, or this node's own
-    registry: "Registry" = field(repr=False)
+    registry: Registry = field(repr=False)
     spool: ResultSpool | None = field(default=None, repr=False)
     #: the nodes that hold parts of the result (where its endpoints are)
     nodes: tuple[Node, ...] = ()

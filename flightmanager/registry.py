@@ -12,8 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Callable, Protocol
+from typing import Protocol
 
 import pyarrow as pa
 
@@ -53,7 +54,7 @@ class QueryInfo:
         return json.dumps(asdict(self)).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "QueryInfo":
+    def from_bytes(cls, data: bytes) -> QueryInfo:
         # fields a newer node added are left out, so nodes of two versions can share a cluster
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in json.loads(data).items() if k in known})

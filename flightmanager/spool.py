@@ -12,13 +12,14 @@ the query's error.  A spool is re-readable until it is closed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 import pyarrow as pa
 
@@ -95,7 +96,7 @@ class PartitionWriter:
     """Receives the batches of one partition attempt, piece by piece; a piece is
     invisible until it commits."""
 
-    def __init__(self, spool: "ResultSpool", partition: int, attempt: int) -> None:
+    def __init__(self, spool: ResultSpool, partition: int, attempt: int) -> None:
         self._spool = spool
         self._stored = StoredPiece(piece_key(partition), attempt)
         #: rows of the pieces committed (or dropped) before this one
@@ -268,10 +269,8 @@ class ResultSpool:
         if stored.spill_path is not None:
             self.disk.give_back(stored.disk_bytes)
             stored.disk_bytes = 0
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(stored.spill_path)
-            except FileNotFoundError:
-                pass
 
     # -- the end of the job ---------------------------------------------------
     def finish(self, manifest: Mapping[int, int]) -> None:
@@ -338,7 +337,7 @@ class ResultSpool:
     def _complete(self, served: set[int]) -> bool:
         return self._manifest is not None and set(self._manifest) <= served
 
-    def batches(self, hangup: "Hangup | None" = None) -> Iterator[EncodedBatch]:
+    def batches(self, hangup: Hangup | None = None) -> Iterator[EncodedBatch]:
         """Every batch of this node's share, as partitions commit; ends with the manifest.
 
         ``hangup`` is set when the reader's client has gone: a reader waiting for data

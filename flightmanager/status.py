@@ -9,8 +9,9 @@ history keeps them (``SpoolSettings.history``), and the results it alone holds.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Served:
     streams: int = 0
 
     @classmethod
-    def of(cls, tallies: Iterable[StreamTally]) -> "Served":
+    def of(cls, tallies: Iterable[StreamTally]) -> Served:
         rows = nbytes = streams = 0
         for tally in list(tallies):
             rows, nbytes, streams = rows + tally.rows, nbytes + tally.bytes, streams + 1
@@ -40,7 +41,7 @@ class Served:
         return {"rows": self.rows, "bytes": self.bytes, "streams": self.streams}
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> "Served":
+    def from_dict(cls, doc: Mapping[str, Any]) -> Served:
         return cls(int(doc.get("rows", 0)), int(doc.get("bytes", 0)), int(doc.get("streams", 0)))
 
 
@@ -99,7 +100,7 @@ class QueryStatus:
                 "served": {node: served.to_dict() for node, served in sorted(self.served.items())}}
 
     @classmethod
-    def from_record(cls, doc: Mapping[str, Any]) -> "QueryStatus":
+    def from_record(cls, doc: Mapping[str, Any]) -> QueryStatus:
         served = {str(node): Served.from_dict(s) for node, s in dict(doc.get("served") or {}).items()}
         return cls(str(doc["query_id"]), str(doc["user"]), str(doc["sql"]), str(doc["state"]),
                    str(doc.get("coordinator", "")), float(doc["created"]), doc.get("finished"), doc.get("error"),

@@ -8,8 +8,9 @@ import getpass
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from flightsql.serve_options import add_serve_parser, flags_of
 from flightsql.settings import Settings, load
@@ -106,11 +107,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"flightsql serve: {exc}", file=sys.stderr)
         return 2
-    from flightsql.server.node import FlightSqlNode, restart_after_driver_death
-
-    from flightsql.signals import StopSignals
-
     from flightmanager.flight.service import PortInUse
+    from flightsql.server.node import FlightSqlNode, restart_after_driver_death
+    from flightsql.signals import StopSignals
 
     signals = StopSignals()
     try:
@@ -135,7 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _drain(node: "FlightSqlNode", signals: "StopSignals", timeout: float) -> None:
+def _drain(node: FlightSqlNode, signals: StopSignals, timeout: float) -> None:
     """Drain in the background; another signal stops the node without waiting."""
     import threading
 
@@ -149,7 +148,6 @@ def _drain(node: "FlightSqlNode", signals: "StopSignals", timeout: float) -> Non
 
 def _cluster(args: argparse.Namespace, node_args: list[str]) -> int:
     from flightsql.cluster import LocalCluster, Topology
-
     from flightsql.signals import StopSignals
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -215,7 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             create(args.file)
         except FileExistsError:
-            print(f"flightsql zookeeper-credential: {args.file} exists; a cluster keeps its credential", file=sys.stderr)
+            print(
+                f"flightsql zookeeper-credential: {args.file} exists; a cluster keeps its credential", file=sys.stderr
+            )
             return 1
         print(f"wrote a ZooKeeper credential to {args.file} (mode 600): give it to every node with "
               "--zookeeper-credential")

@@ -19,9 +19,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from flightmanager.process import dies_with_parent
 from flightmanager.zk import credential as zk_credential
@@ -33,7 +33,7 @@ log = logging.getLogger("flightsql.cluster")
 LOOPBACK = "127.0.0.1"
 
 
-def _poll(condition: Callable[[], bool], timeout: float, what: str, alive: "JavaDaemon") -> None:
+def _poll(condition: Callable[[], bool], timeout: float, what: str, alive: JavaDaemon) -> None:
     """Wait, bounded, for a child process to reach a state only visible from outside
     (a port, an HTTP page): there is nothing to block on but polling it."""
     deadline = time.monotonic() + timeout
@@ -112,7 +112,7 @@ class EmbeddedMetastore(JavaDaemon):
     def uri(self) -> str:
         return f"thrift://{LOOPBACK}:{self.port}"
 
-    def start(self, timeout: float = 120.0) -> "EmbeddedMetastore":
+    def start(self, timeout: float = 120.0) -> EmbeddedMetastore:
         home = self.directory.resolve()
         self.launch(
             ["-Xmx512m", "-Dhive.async.log.enabled=false", "-Dhive.root.logger=console",
@@ -142,7 +142,7 @@ class SparkMaster(JavaDaemon):
     def ui_url(self) -> str:
         return f"http://{LOOPBACK}:{self.ui_port}"
 
-    def start(self, timeout: float = 120.0) -> "SparkMaster":
+    def start(self, timeout: float = 120.0) -> SparkMaster:
         self.launch(["-Xmx256m"], "org.apache.spark.deploy.master.Master",
                     ["--host", LOOPBACK, "--port", str(self.port), "--webui-port", str(self.ui_port)])
         _poll(lambda: self.state() is not None, timeout, "the Spark master did not answer", self)
@@ -151,7 +151,7 @@ class SparkMaster(JavaDaemon):
     def state(self) -> dict[str, object] | None:
         """The master's own account of its workers and applications (its UI's JSON)."""
         try:
-            with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=2) as response:
+            with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=2) as response:  # noqa: S310 - http, ours
                 return json.loads(response.read())  # type: ignore[no-any-return]
         except (OSError, ValueError):
             return None
@@ -176,7 +176,7 @@ class SparkWorker(JavaDaemon):
         self.cores = cores
         self.memory = memory
 
-    def start(self) -> "SparkWorker":
+    def start(self) -> SparkWorker:
         self.launch(
             ["-Xmx256m"], "org.apache.spark.deploy.worker.Worker",
             ["--host", LOOPBACK, "--cores", str(self.cores), "--memory", self.memory,
@@ -308,7 +308,7 @@ class ClusterSecurity:
     directory: Path
 
     @classmethod
-    def create(cls, directory: Path) -> "ClusterSecurity":
+    def create(cls, directory: Path) -> ClusterSecurity:
         import secrets
 
         from flightsql.certificates import default_hosts, issue

@@ -18,6 +18,6 @@ FROM range(100000)
 """
 
 
-def create_demo_tables(spark: "SparkSession") -> None:
+def create_demo_tables(spark: SparkSession) -> None:
     spark.sql("CREATE DATABASE IF NOT EXISTS demo")
     spark.sql(DEMO_SQL)

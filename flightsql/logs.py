@@ -180,7 +180,10 @@ def jvm_config(fmt: str) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown log format {fmt!r}: use text or json")
     if fmt == "json":
-        layout = ["appender.stderr.layout.type = JsonTemplateLayout", f"appender.stderr.layout.eventTemplate = {_JVM_JSON_TEMPLATE}"]
+        layout = [
+            "appender.stderr.layout.type = JsonTemplateLayout",
+            f"appender.stderr.layout.eventTemplate = {_JVM_JSON_TEMPLATE}",
+        ]
     else:
         layout = [
             "appender.stderr.layout.type = PatternLayout",
@@ -196,7 +199,10 @@ def jvm_config(fmt: str) -> str:
         *layout,
         "rootLogger.level = warn",
         "rootLogger.appenderRef.stderr.ref = stderr",
-        *(f"logger.quiet{i}.name = {name}\nlogger.quiet{i}.level = {level}" for i, (name, level) in enumerate(_JVM_QUIET)),
+        *(
+            f"logger.quiet{i}.name = {name}\nlogger.quiet{i}.level = {level}"
+            for i, (name, level) in enumerate(_JVM_QUIET)
+        ),
         "",
     ])
 

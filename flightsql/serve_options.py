@@ -9,12 +9,19 @@ with the option's settings-file key and environment variable.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from flightsql.settings import (
-    CONFIG_ENV, EXECUTION_MODES, FILE_KEYS, LOG_FORMATS, Settings, env_name, parse_size,
+    CONFIG_ENV,
+    EXECUTION_MODES,
+    FILE_KEYS,
+    LOG_FORMATS,
+    Settings,
+    env_name,
+    parse_size,
 )
 
 _DEFAULTS = Settings()
@@ -86,9 +93,10 @@ OPTIONS: tuple[Option, ...] = (
            "this node)", metavar="thrift://HOST:PORT"),
     Option("--execution-mode", "execution_mode",
            "auto: like distributed, but results of plans that read no table (SELECT 1, VALUES) with at most "
-           "10,000 rows come from the driver (without a Spark task where they fold into constants); single: every partition goes to the node the "
-           "client asked, one endpoint; distributed: partitions spread over all live nodes, one endpoint per "
-           "node. Sessions may override it with the session option execution_mode", choices=EXECUTION_MODES),
+           "10,000 rows come from the driver (without a Spark task where they fold into constants); "
+           "single: every partition goes to the node the client asked, one endpoint; "
+           "distributed: partitions spread over all live nodes, one endpoint per node. "
+           "Sessions may override it with the session option execution_mode", choices=EXECUTION_MODES),
     Option("--max-running", "max_running",
            "queries whose Spark jobs run at once on this node; more wait in a queue", int),
     Option("--max-running-per-user", "max_running_per_user",
@@ -199,7 +207,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-def add_serve_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
         help="start a node",

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flightmanager.history import Retention
     from flightmanager.admission import Limits
+    from flightmanager.history import Retention
     from flightmanager.tls import TlsFiles
     from flightsql.auth.ldap import LdapSettings
     from flightsql.server.statements import StatementLimits
@@ -97,23 +98,23 @@ class Settings:
     tls_key: Path | None = None
     tls_ca: Path | None = None
 
-    def limits(self) -> "Limits":
+    def limits(self) -> Limits:
         """The node's admission limits (see flightmanager.admission)."""
         from flightmanager.admission import Limits
 
         return Limits(self.max_running, self.max_running_per_user, self.max_queued, self.queue_wait)
 
-    def stream_limits(self) -> "StreamLimits":
+    def stream_limits(self) -> StreamLimits:
         from flightsql.server.streams import StreamLimits
 
         return StreamLimits(self.max_streams_per_user, self.max_streams, self.stream_stall_timeout)
 
-    def statement_limits(self) -> "StatementLimits":
+    def statement_limits(self) -> StatementLimits:
         from flightsql.server.statements import StatementLimits
 
         return StatementLimits(self.max_statement_length, self.max_statement_depth)
 
-    def ldap(self) -> "LdapSettings | None":
+    def ldap(self) -> LdapSettings | None:
         """The LDAP directory of the node's users (None: no directory)."""
         from flightsql.auth.ldap import LdapSettings
 
@@ -125,7 +126,7 @@ class Settings:
             self.ldap_ca,
         )
 
-    def tls(self) -> "TlsFiles | None":
+    def tls(self) -> TlsFiles | None:
         """The node's TLS files (None: no TLS)."""
         from flightmanager.tls import TlsFiles
 
@@ -133,7 +134,7 @@ class Settings:
             return None
         return TlsFiles(self.tls_cert, self.tls_key, self.tls_ca)
 
-    def retention(self) -> "Retention":
+    def retention(self) -> Retention:
         """How much query history the cluster keeps (see flightmanager.history)."""
         from flightmanager.history import Retention
 

@@ -9,6 +9,7 @@ C-level handler whichever thread receives the signal, so the main thread blocks 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -47,8 +48,6 @@ class StopSignals:
             if remaining is not None and remaining <= 0:
                 return None
             select.select([self._read], [], [], remaining)
-            try:
+            with contextlib.suppress(BlockingIOError):
                 os.read(self._read, 512)
-            except BlockingIOError:
-                pass
         return self._received.pop(0)

@@ -12,8 +12,9 @@ import logging
 import re
 import secrets
 import socket
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import grpc
 
@@ -73,7 +74,9 @@ class FlightService:
     #: maps exceptions the subclass knows (for example Spark's) to statuses
     error_mapper: ErrorMapper | None = None
 
-    def handshake(self, requests: Iterator[pb.HandshakeRequest], context: grpc.ServicerContext) -> Iterable[pb.HandshakeResponse]:
+    def handshake(
+        self, requests: Iterator[pb.HandshakeRequest], context: grpc.ServicerContext
+    ) -> Iterable[pb.HandshakeResponse]:
         raise _unimplemented("Handshake")
 
     def list_flights(self, request: pb.Criteria, context: grpc.ServicerContext) -> Iterable[pb.FlightInfo]:
@@ -162,7 +165,9 @@ def _parse(message_cls: Any, raw: bytes) -> Any:
         raise MalformedRequest(f"the request is not a valid {message_cls.DESCRIPTOR.name} message") from None
 
 
-def _unary(message_cls: Any, fn: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[[bytes, grpc.ServicerContext], Any]:
+def _unary(
+    message_cls: Any, fn: Callable[[Any, grpc.ServicerContext], Any]
+) -> Callable[[bytes, grpc.ServicerContext], Any]:
     return lambda raw, context: fn(_parse(message_cls, raw), context)
 
 

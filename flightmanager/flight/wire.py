@@ -10,8 +10,8 @@ decode record batches they only forward.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import grpc
 import pyarrow as pa
@@ -171,7 +171,7 @@ class EncodedBatch:
     rows: int
 
     @classmethod
-    def from_record_batch(cls, batch: pa.RecordBatch) -> "EncodedBatch":
+    def from_record_batch(cls, batch: pa.RecordBatch) -> EncodedBatch:
         header, body = _split_ipc(batch.serialize())
         return cls(header, body, batch.num_rows)
 

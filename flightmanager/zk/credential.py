@@ -43,7 +43,7 @@ class Credential:
         return [make_digest_acl(self.user, self.password, all=True)]
 
     @classmethod
-    def parse(cls, text: str, source: str) -> "Credential":
+    def parse(cls, text: str, source: str) -> Credential:
         user, sep, password = text.strip().partition(":")
         if not sep or not user or len(password) < 16 or any(c.isspace() for c in user + password):
             raise ValueError(

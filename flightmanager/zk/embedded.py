@@ -43,7 +43,7 @@ class EmbeddedZooKeeper:
     def connect_string(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "EmbeddedZooKeeper":
+    def start(self, timeout: float = 60.0) -> EmbeddedZooKeeper:
         # ZooKeeper's snapshots and transaction log hold the cluster secret: for this user alone
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)
@@ -56,7 +56,8 @@ class EmbeddedZooKeeper:
             "4lw.commands.whitelist=ruok\n"
         )
         config.chmod(0o600)
-        log_file = os.fdopen(os.open(self.data_dir / "zookeeper.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+        log_fd = os.open(self.data_dir / "zookeeper.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        log_file = os.fdopen(log_fd, "ab")
         self.process = subprocess.Popen(
             ["java", "-Xmx256m", "-Dzookeeper.admin.enableServer=false", "-cp", f"{spark_jars()}/*",
              "org.apache.zookeeper.server.ZooKeeperServerMain", str(config)],
@@ -66,7 +67,8 @@ class EmbeddedZooKeeper:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"ZooKeeper exited with {self.process.returncode}; see {self.data_dir}/zookeeper.log")
+                code = self.process.returncode
+                raise RuntimeError(f"ZooKeeper exited with {code}; see {self.data_dir}/zookeeper.log")
             if self._ok():
                 log.info("embedded ZooKeeper at %s (data %s)", self.connect_string, self.data_dir)
                 return self

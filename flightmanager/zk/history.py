@@ -7,6 +7,7 @@ creation time) deletes from the front without reading the rest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -46,10 +47,8 @@ class ZooKeeperHistory:
                 break
             excess.append(name)
         for name in excess:
-            try:
+            with contextlib.suppress(NoNodeError):  # another node pruned it
                 self.client.retry(self.client.delete, self.paths.history_entry(name))
-            except NoNodeError:
-                pass  # another node pruned it
 
     def recent(self, count: int) -> list[QueryStatus]:
         names = list(reversed(self._entries()))[:max(0, count)]

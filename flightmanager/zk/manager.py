@@ -13,6 +13,7 @@ ZooKeeper (:class:`QueryRegistry`, :class:`Membership`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from typing import TYPE_CHECKING
@@ -23,11 +24,11 @@ from kazoo.exceptions import NodeExistsError
 
 from flightmanager.admission import Limits
 from flightmanager.history import Retention
-from flightmanager.zk.history import ZooKeeperHistory
 from flightmanager.manager import Node, SparkFlightManager, SpoolSettings
 from flightmanager.peers import Keepalive
 from flightmanager.tls import TlsFiles
 from flightmanager.zk.credential import Credential
+from flightmanager.zk.history import ZooKeeperHistory
 from flightmanager.zk.membership import Membership
 from flightmanager.zk.paths import Paths
 from flightmanager.zk.registry import QueryRegistry
@@ -92,16 +93,14 @@ def connect(connect_string: str, credential: Credential | None = None, timeout: 
 def cluster_secret(client: KazooClient, paths: Paths) -> bytes:
     """The secret every node shares (tokens, pushes): created by the first node."""
     client.ensure_path(paths.root) if paths.root != "/" else None
-    try:
+    with contextlib.suppress(NodeExistsError):
         client.create(paths.secret, secrets.token_hex(32).encode())
-    except NodeExistsError:
-        pass
     data, _ = client.get(paths.secret)
     return bytes.fromhex(data.decode())
 
 
 def zookeeper_manager(
-    spark: "SparkSession",
+    spark: SparkSession,
     node: Node,
     push_key: bytes,
     settings: SpoolSettings,

@@ -12,6 +12,7 @@ departure is then a clean leave, not a loss: nothing it held is still needed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -67,7 +68,7 @@ class Membership:
 
     def start(
         self, on_departed: Departed = lambda node_id: None, on_changed: Changed = lambda nodes: None
-    ) -> "Membership":
+    ) -> Membership:
         self._on_departed, self._on_changed = on_departed, on_changed
         self._reader.start()
         self.client.add_listener(self._state)
@@ -108,7 +109,7 @@ class Membership:
                 if self._drain_requested:
                     self.drain()
                 self.client.ChildrenWatch(self.paths.nodes, self._children)
-            except Exception:  # noqa: BLE001 - retried on the next reconnect
+            except Exception:
                 log.exception("re-registering node %s failed", self.node.node_id)
 
     def _children(self, children: list[str]) -> bool:
@@ -128,7 +129,7 @@ class Membership:
                 children, self._seen = self._seen, None
             try:
                 self._read(children)
-            except Exception:  # noqa: BLE001 - the next change reads again
+            except Exception:
                 log.exception("reading the cluster's members failed")
 
     def _read(self, children: list[str]) -> None:
@@ -167,10 +168,8 @@ class Membership:
     def drain(self) -> None:
         """Mark this node as draining: from now on it gets no new work."""
         self._drain_requested = True
-        try:
+        with contextlib.suppress(NodeExistsError):
             self.client.retry(self.client.create, self.paths.draining_node(self.node.node_id), b"", ephemeral=True)
-        except NodeExistsError:
-            pass
 
     def targets(self) -> list[Node]:
         """The live nodes that take new work (not draining)."""
@@ -198,7 +197,5 @@ class Membership:
         self._wake.set()
         with self._seen_changed:
             self._seen_changed.notify_all()
-        try:
+        with contextlib.suppress(Exception):  # the session's end removes it anyway
             self.client.delete(self.paths.node(self.node.node_id))
-        except Exception:  # noqa: BLE001 - the session's end removes it anyway
-            pass

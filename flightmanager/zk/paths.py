@@ -38,7 +38,7 @@ class Paths:
     root: str = "/flightsql"
 
     def __post_init__(self) -> None:
-        if not self.root.startswith("/") or self.root.endswith("/") and self.root != "/":
+        if not self.root.startswith("/") or (self.root.endswith("/") and self.root != "/"):
             raise ValueError(f"ZooKeeper root must be an absolute path without a trailing /: {self.root!r}")
 
     def _join(self, *parts: str) -> str:

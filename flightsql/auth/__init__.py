@@ -1,18 +1,18 @@
 """Authentication: users file, signed bearer tokens and the call authenticator."""
 
 from flightsql.auth.authenticator import (
-    AuthResult,
     Authenticator,
+    AuthResult,
     load_or_create_secret,
 )
 from flightsql.auth.tokens import ANONYMOUS, Claims, Principal, TokenSigner
-from flightsql.auth.users import UsersFile, UserStore, UsersFileError, add_user, hash_password, remove_user
+from flightsql.auth.users import UsersFile, UsersFileError, UserStore, add_user, hash_password, remove_user
 
 __all__ = [
     "ANONYMOUS",
     "AuthResult",
-    "Claims",
     "Authenticator",
+    "Claims",
     "Principal",
     "TokenSigner",
     "UserStore",

@@ -4,9 +4,10 @@ Clients log in with ``authorization: Basic base64(user:password)`` (on the
 Handshake call or on any call; padded or not, as ADBC sends it) and receive
 ``authorization: Bearer <token>`` in the response headers; later calls carry that
 bearer token.  A login opens a client session: the token names it, so that every call
-made with the token is in that session (:mod:`flightsql.server.sessions`).  Tokens are signed with a key every node derives from the cluster
-secret (:func:`load_or_create_secret`, :mod:`flightmanager.keys`), so any node accepts
-a token issued by another, as long as its user still exists with the same password.
+made with the token is in that session (:mod:`flightsql.server.sessions`).  Tokens are
+signed with a key every node derives from the cluster secret (:func:`load_or_create_secret`,
+:mod:`flightmanager.keys`), so any node accepts a token issued by another, as long as its
+user still exists with the same password.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Protocol
 
 from flightsql.auth.throttle import LoginThrottle
 from flightsql.auth.tokens import ANONYMOUS, Principal, TokenSigner
-from flightsql.auth.users import PathLike, UserStore, UsersFileError
+from flightsql.auth.users import PathLike, UsersFileError, UserStore
 from flightsql.errors import Unauthenticated, Unavailable
 
 _LOG = logging.getLogger(__name__)

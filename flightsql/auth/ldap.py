@@ -102,13 +102,15 @@ class LdapDirectory:
         self._groups: dict[str, tuple[frozenset[str], float]] = {}
 
     # the authenticator's user source
-    def current(self) -> "LdapDirectory":
+    def current(self) -> LdapDirectory:
         return self
 
     def _connection(self, dn: str | None, password: str | None) -> ldap3.Connection:
         """A bound connection (anonymous without ``dn``); raises LDAPBindError on a wrong password."""
-        connection = ldap3.Connection(self._server, user=dn, password=password, receive_timeout=int(self.settings.timeout),
-                                      raise_exceptions=True, auto_bind=ldap3.AUTO_BIND_NONE)
+        connection = ldap3.Connection(
+            self._server, user=dn, password=password, receive_timeout=int(self.settings.timeout),
+            raise_exceptions=True, auto_bind=ldap3.AUTO_BIND_NONE,
+        )
         try:
             connection.open()
             if self.settings.start_tls:

@@ -9,6 +9,7 @@ is loaded, with the file name and line number in the message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -22,7 +23,7 @@ from typing import Union
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
-PathLike = Union[str, os.PathLike[str]]
+PathLike = Union[str, os.PathLike[str]]  # noqa: UP007 - a runtime alias, evaluated on Python 3.10
 
 _LOG = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class UserStore:
     def __len__(self) -> int:
         return len(self._hashes)
 
-    def current(self) -> "UserStore":
+    def current(self) -> UserStore:
         """This store (a fixed set of users; see :class:`UsersFile` for one that follows its file)."""
         return self
 
@@ -231,10 +232,8 @@ def _write_atomically(path: Path, text: str) -> None:
             os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY)

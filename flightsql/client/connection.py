@@ -11,6 +11,7 @@ location and closed together. Every pyarrow error leaves this module as a
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import time
 from typing import Any
@@ -97,7 +98,7 @@ class Connection:
         self._lock = threading.Lock()
         self.server = self._connect(options.uri)
 
-    def __enter__(self) -> "Connection":
+    def __enter__(self) -> Connection:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -108,10 +109,8 @@ class Connection:
             clients = list(self._clients.values())
             self._clients.clear()
         for client in {id(c): c for c in [self.server, *clients]}.values():
-            try:
+            with contextlib.suppress(Exception):  # closing is best effort
                 client.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
 
     # ------------------------------------------------------------------ clients
 
@@ -210,10 +209,8 @@ class Connection:
 
     def cancel(self, info: flight.FlightInfo) -> None:
         """Ask the server to cancel the query and free its result; best effort."""
-        try:
+        with contextlib.suppress(Exception):  # the query failed already; nothing more to tell
             action = flight.Action("CancelFlightInfo", _cancel_request(info))
             options = flight.FlightCallOptions(timeout=CANCEL_TIMEOUT, headers=list(self._headers))
             for _ in self.server.do_action(action, options):
                 pass
-        except Exception:  # noqa: BLE001 - the query failed already; nothing more to tell
-            pass

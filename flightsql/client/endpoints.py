@@ -14,10 +14,11 @@ silently partial.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -95,7 +96,7 @@ class ResultStreams:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def __enter__(self) -> "ResultStreams":
+    def __enter__(self) -> ResultStreams:
         for n in range(self._workers):
             thread = threading.Thread(target=self._work, name=f"endpoint-reader-{n}", daemon=True)
             thread.start()
@@ -111,10 +112,8 @@ class ResultStreams:
         with self._lock:
             readers = list(self._readers.values())
         for reader in readers:
-            try:
+            with contextlib.suppress(Exception):  # a stream that ended cannot be cancelled
                 reader.cancel()
-            except Exception:  # noqa: BLE001 - a stream that ended cannot be cancelled
-                pass
         while True:  # unblock workers waiting to put
             try:
                 self._messages.get_nowait()

@@ -11,16 +11,17 @@ import argparse
 import getpass
 import os
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, TextIO
+from typing import TextIO
 
 from flightsql.client.errors import UsageError
 
 DEFAULT_URI = "grpc://127.0.0.1:31337"
 ENV_URI = "FLIGHTSQL_URI"
-ENV_PASSWORD = "FLIGHTSQL_PASSWORD"
-ENV_TOKEN = "FLIGHTSQL_TOKEN"
+ENV_PASSWORD = "FLIGHTSQL_PASSWORD"  # noqa: S105 - a name, not a secret
+ENV_TOKEN = "FLIGHTSQL_TOKEN"  # noqa: S105 - a name, not a secret
 SCHEMES = ("grpc", "grpc+tcp", "grpc+tls")
 PROGRESS_MODES = ("auto", "always", "never")
 

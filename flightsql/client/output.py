@@ -15,6 +15,7 @@ a failed or interrupted query never leaves a file that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Protocol
@@ -76,14 +77,10 @@ class FileSink:
             raise OutputError(f"cannot write {str(self.path)!r}: {exc.strerror or exc}") from None
 
     def abort(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the file is removed anyway
             self._close()
-        except Exception:  # noqa: BLE001 - the file is removed anyway
-            pass
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.partial.unlink()
-        except FileNotFoundError:
-            pass
 
     def _check(self, schema: pa.Schema) -> None:
         """Refuse a schema this format cannot hold."""

@@ -94,7 +94,7 @@ class QueryProgress:
             bytes=0, endpoints=endpoints, done=0,
         )
 
-    def __enter__(self) -> "QueryProgress":
+    def __enter__(self) -> QueryProgress:
         if self._progress is not None:
             self._progress.start()
         return self

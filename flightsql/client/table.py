@@ -89,7 +89,7 @@ class TableSink:
         if room:
             head = batch.slice(0, min(room, batch.num_rows))
             columns = [_column_values(column) for column in head.columns]
-            self.cells.extend(list(row) for row in zip(*columns))
+            self.cells.extend(list(row) for row in zip(*columns, strict=False))
         self.rows += batch.num_rows
         self.bytes += batch.nbytes
 

@@ -14,6 +14,7 @@ only its admins may submit one."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,9 +24,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
@@ -72,7 +74,7 @@ class Batch:
                 "reason": self.reason, "kill": self.kill}
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> "Batch":
+    def from_dict(cls, doc: dict[str, Any]) -> Batch:
         return cls(int(doc["id"]), str(doc["owner"]), str(doc["node"]), dict(doc.get("request") or {}),
                    float(doc["created"]), str(doc.get("state") or STARTING), doc.get("pid"), doc.get("app_id"),
                    doc.get("reason"), bool(doc.get("kill")))
@@ -156,16 +158,12 @@ class BatchStore:
         return compare_and_set(self.zk, self._path(batch_id), Batch.from_dict, change, Batch.to_dict)
 
     def set_log(self, batch_id: int, lines: list[str]) -> None:
-        try:
+        with contextlib.suppress(NoNodeError):
             self.zk.set(self._path(batch_id) + "/log", json.dumps(lines).encode())
-        except NoNodeError:
-            pass
 
     def delete(self, batch_id: int) -> None:
-        try:
+        with contextlib.suppress(NoNodeError):
             self.zk.delete(self._path(batch_id), recursive=True)
-        except NoNodeError:
-            pass
 
 
 class Batches:
@@ -259,10 +257,8 @@ class Batches:
                 shown = lines
             alive = self._alive(batch_id, batch.pid)
             if batch.kill and alive and batch.pid is not None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(batch.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
                 self.store.update(batch_id, lambda b: (setattr(b, "state", KILLED),
                                                        setattr(b, "reason", "killed on request")))
                 return
@@ -273,7 +269,7 @@ class Batches:
             app_id = next((m.group(1) for line in lines for m in [_APP_ID.search(line)] if m), None)
             started = any("Running Spark version" in line for line in lines)
 
-            def progress(b: Batch) -> None:
+            def progress(b: Batch, app_id: str | None = app_id, started: bool = started) -> None:
                 b.app_id = b.app_id or app_id
                 if started and b.state == STARTING:
                     b.state = RUNNING

@@ -61,7 +61,7 @@ class Session:
                 "created": self.created, "name": self.name, "conf": self.conf, "log": self.log}
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> "Session":
+    def from_dict(cls, doc: dict[str, Any]) -> Session:
         return cls(int(doc["id"]), str(doc["owner"]), str(doc["kind"]), str(doc["flight_session"]),
                    float(doc["created"]), doc.get("name"), dict(doc.get("conf") or {}), list(doc.get("log") or []))
 
@@ -90,7 +90,7 @@ class Statement:
                 "output": self.output}
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> "Statement":
+    def from_dict(cls, doc: dict[str, Any]) -> Statement:
         return cls(int(doc["id"]), str(doc["code"]), StatementState(doc["state"]), str(doc["node"]),
                    float(doc.get("progress") or 0.0), int(doc.get("started") or 0), int(doc.get("completed") or 0),
                    doc.get("output"))

@@ -17,7 +17,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 _ERROR = _json(_ref("Error"), "an error: its message in msg")
-_ERRORS = {code: _ERROR for code in ("400", "401", "403", "404", "405", "413", "503")}
+_ERRORS = dict.fromkeys(("400", "401", "403", "404", "405", "413", "503"), _ERROR)
 _ID = {"type": "integer", "minimum": 0}
 _SESSION_ID = {"name": "sessionId", "in": "path", "required": True, "schema": _ID}
 _BATCH_ID = {"name": "batchId", "in": "path", "required": True, "schema": _ID}
@@ -64,7 +64,8 @@ SCHEMAS: dict[str, Any] = {
         "proxyUser": {"type": "string"}, "conf": {"type": "object", "additionalProperties": {"type": "string"}},
         "driverMemory": {"type": "string"}, "executorMemory": {"type": "string"},
         "driverCores": {"type": "integer"}, "executorCores": {"type": "integer"}, "numExecutors": {"type": "integer"},
-        "jars": {"type": "array", "items": {"type": "string"}}, "pyFiles": {"type": "array", "items": {"type": "string"}},
+        "jars": {"type": "array", "items": {"type": "string"}},
+        "pyFiles": {"type": "array", "items": {"type": "string"}},
         "files": {"type": "array", "items": {"type": "string"}}}},
     "Batch": {"type": "object", "required": ["id", "owner", "state", "log"], "properties": {
         "id": _ID, "name": {"type": ["string", "null"]}, "owner": {"type": "string"}, "proxyUser": {"type": "string"},

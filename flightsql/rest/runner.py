@@ -10,7 +10,8 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pyarrow as pa
@@ -121,7 +122,7 @@ class StatementRunner:
             output = error_output(statement.id, _error_name(error), _message(error))
         except pa.ArrowException as error:  # pyarrow's form of INVALID_ARGUMENT, NOT_FOUND, ...
             output = error_output(statement.id, "SparkError", _message(error))
-        except Exception as error:  # noqa: BLE001 - recorded for the client; the node goes on
+        except Exception as error:
             log.exception("REST statement %s of session %s failed", statement.id, session_id)
             output = error_output(statement.id, type(error).__name__, str(error)[:2000])
         self._finish(session_id, statement.id, output)
@@ -144,7 +145,7 @@ class StatementRunner:
                 if poll.HasField("progress"):
                     fraction = round(min(max(poll.progress, 0.0), 0.99), 3)
 
-                    def advance(s: Statement) -> None:
+                    def advance(s: Statement, fraction: float = fraction) -> None:
                         s.progress = max(s.progress, fraction)
 
                     self.store.update_statement(session_id, statement.id, advance)

@@ -13,9 +13,10 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import pyarrow as pa
@@ -27,7 +28,13 @@ from flightsql.protocol import commands as cmd
 from flightsql.rest import openapi
 from flightsql.rest.batches import FINISHED, Batch, BatchError, Batches
 from flightsql.rest.livy import (
-    SESSION_KINDS, SQL_KINDS, Session, SessionState, Statement, StatementState, error_output,
+    SESSION_KINDS,
+    SQL_KINDS,
+    Session,
+    SessionState,
+    Statement,
+    StatementState,
+    error_output,
 )
 from flightsql.rest.runner import Headers, StatementRunner, call_headers, call_options
 from flightsql.rest.store import RestStore
@@ -184,7 +191,8 @@ class LivyGateway:
     def _close_flight_session(self, session: Session) -> None:
         try:
             body = cmd.encode_action_body(cmd.CloseSession())
-            list(self.runner.caller.client().do_action(flight.Action("CloseSession", body), call_options(self._headers(session)())))
+            options = call_options(self._headers(session)())
+            list(self.runner.caller.client().do_action(flight.Action("CloseSession", body), options))
         except (flight.FlightError, pa.ArrowException) as error:
             log.info("closing the Flight session of REST session %s: %s", session.id, error)
 
@@ -335,12 +343,12 @@ def _window(query: dict[str, str], default_size: int = 20) -> tuple[int, int]:
 class RestServer:
     """Serves a :class:`LivyGateway` over HTTP (or HTTPS with the node's certificate)."""
 
-    def __init__(self, host: str, port: int, gateway: LivyGateway, tls: "TlsFiles | None" = None) -> None:
+    def __init__(self, host: str, port: int, gateway: LivyGateway, tls: TlsFiles | None = None) -> None:
         self.gateway = gateway
         self._listener = HttpListener(host, port, _handler(gateway), tls, "rest-http")
         self.port: int = self._listener.port
 
-    def start(self, public_host: str | None = None) -> "RestServer":
+    def start(self, public_host: str | None = None) -> RestServer:
         self.gateway.url = self._listener.url(public_host)
         self._listener.start()
         return self
@@ -383,7 +391,7 @@ def _handler(gateway: LivyGateway) -> type[BaseHTTPRequestHandler]:
                 status, doc, headers = error.status, {"msg": str(error)}, error.headers
             except FlightSqlError as error:
                 status, doc = _http_status(error), {"msg": str(error)}
-            except Exception:  # noqa: BLE001 - logged; the client gets a reference, the node goes on
+            except Exception:
                 reference = f"{int(time.time() * 1000):x}"
                 log.exception("REST request %s %s failed (reference %s)", method, self.path[:200], reference)
                 status, doc = HTTPStatus.INTERNAL_SERVER_ERROR, {"msg": f"internal error (reference {reference})"}
@@ -404,7 +412,9 @@ def _handler(gateway: LivyGateway) -> type[BaseHTTPRequestHandler]:
                 raise RestError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number") from None
             if length > MAX_BODY_BYTES or length < 0:
                 self.close_connection = True
-                raise RestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+                raise RestError(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+                )
             raw = self.rfile.read(length) if length else b"{}"
             try:
                 body = json.loads(raw or b"{}")
@@ -414,19 +424,19 @@ def _handler(gateway: LivyGateway) -> type[BaseHTTPRequestHandler]:
                 raise RestError(HTTPStatus.BAD_REQUEST, "the request body must be a JSON object")
             return body
 
-        def do_GET(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's naming
+        def do_GET(self) -> None:
             self._serve("GET")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self._serve("POST")
 
-        def do_DELETE(self) -> None:  # noqa: N802
+        def do_DELETE(self) -> None:
             self._serve("DELETE")
 
-        def do_PUT(self) -> None:  # noqa: N802
+        def do_PUT(self) -> None:
             self._serve("PUT")
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             log.debug("REST %s " + format, self.client_address[0], *args)
 
     return Handler

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from kazoo.client import KazooClient
-from kazoo.recipe.watchers import DataWatch
 from kazoo.exceptions import BadVersionError, NoNodeError, NotEmptyError
+from kazoo.recipe.watchers import DataWatch
 
 from flightsql.rest.livy import Session, Statement
 
@@ -132,7 +133,9 @@ class RestStore:
         found = (self.statement(session_id, int(name)) for name in names if name.isdigit())
         return [s for s in found if s is not None]
 
-    def update_statement(self, session_id: int, statement_id: int, change: Callable[[Statement], Any]) -> Statement | None:
+    def update_statement(
+        self, session_id: int, statement_id: int, change: Callable[[Statement], Any]
+    ) -> Statement | None:
         """Apply ``change`` to the statement (compare-and-set); None if it is gone."""
         return compare_and_set(self.zk, self._statement_path(session_id, statement_id), Statement.from_dict, change,
                                Statement.to_dict)

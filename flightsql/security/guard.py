@@ -9,7 +9,8 @@ is made on the plans (:mod:`flightsql.security.plan`), before anything runs.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from flightsql.errors import PermissionDenied
 from flightsql.security.plan import Feature, PlanFacts, inspect, protected_setting
@@ -54,7 +55,7 @@ class Gate:
             log.warning("users may reach the server through: %s", ", ".join(sorted(f.value for f in allowed)))
 
     def check(
-        self, spark: "SparkSession", user: str, sql: str, parameter_count: int = 0, analysed_plan: Any = None
+        self, spark: SparkSession, user: str, sql: str, parameter_count: int = 0, analysed_plan: Any = None
     ) -> PlanFacts:
         """Judge ``sql`` for ``user``; PERMISSION_DENIED names what was refused and why.
         ``analysed_plan``: a query's analysed JVM plan, where the caller has one."""

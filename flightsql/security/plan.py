@@ -14,10 +14,12 @@ the statement's text.
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -89,13 +91,13 @@ class Node:
 
     cls: str
     fields: dict[str, Any]
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return self.cls.rsplit(".", 1)[-1]
 
-    def walk(self) -> Iterator["Node"]:
+    def walk(self) -> Iterator[Node]:
         """This node, its children and every tree held in its fields (expressions, subplans)."""
         yield self
         for child in self.children:
@@ -262,9 +264,9 @@ def _reaches_of(node: Node, context: Context) -> Iterator[Reach]:
     name = node.name
     if name in _SCRIPT_TRANSFORMS:
         yield Reach(Feature.SCRIPT_TRANSFORM, "SELECT TRANSFORM (a script run on the server)")
-    elif name in _REFLECTION:
-        yield Reach(Feature.REFLECTION, "reflect/java_method (a JVM method called on the server)")
-    elif name == "UnresolvedFunction" and _last_name(node.fields.get("nameParts")) in _REFLECTION_FUNCTIONS:
+    elif name in _REFLECTION or (
+        name == "UnresolvedFunction" and _last_name(node.fields.get("nameParts")) in _REFLECTION_FUNCTIONS
+    ):
         yield Reach(Feature.REFLECTION, "reflect/java_method (a JVM method called on the server)")
     elif name in _RESOURCES:
         yield Reach(Feature.RESOURCES, f"{_RESOURCES[name]} (server files)")
@@ -403,7 +405,8 @@ def _reads(analysed: Node, context: Context) -> list[Access]:
                     found.append(Access(Privilege.SELECT, table))
         elif name.startswith("DataSourceV2"):
             ident = node.fields.get("identifier")
-            names = _names(ident.get("namespace")) + [ident["name"]] if isinstance(ident, dict) and "name" in ident else []
+            named = isinstance(ident, dict) and "name" in ident
+            names = [*_names(ident.get("namespace")), ident["name"]] if named else []
             table = qualify(names, context) if names else None
             if table:
                 found.append(Access(Privilege.SELECT, table))
@@ -426,7 +429,7 @@ def _identifier(ident: Any, context: Context) -> TableName | None:
 # -- Spark ------------------------------------------------------------------------------
 
 
-def inspect(spark: "SparkSession", sql: str, parameter_count: int = 0, analysed_plan: Any = None) -> PlanFacts:
+def inspect(spark: SparkSession, sql: str, parameter_count: int = 0, analysed_plan: Any = None) -> PlanFacts:
     """Parse and analyse ``sql`` in ``spark``'s session, run nothing, and judge both plans.
 
     ``analysed_plan``: the JVM plan of a query's DataFrame, where the caller made one
@@ -454,7 +457,7 @@ def inspect(spark: "SparkSession", sql: str, parameter_count: int = 0, analysed_
     return facts
 
 
-def _analysed(spark: "SparkSession", parsed_plan: Any, parameter_count: int) -> Node | None:
+def _analysed(spark: SparkSession, parsed_plan: Any, parameter_count: int) -> Node | None:
     """The analysed plan of a parsed one, commands not run; None where it does not analyse."""
     try:
         plan = _bound_to_null(spark, parsed_plan, parameter_count) if parameter_count else parsed_plan
@@ -486,23 +489,23 @@ def protected_setting(key: str) -> bool:
     return lowered in _PROTECTED or lowered.startswith(tuple(p.lower() for p in _PROTECTED_PREFIXES))
 
 
-def context_of(spark: "SparkSession") -> Context:
+def context_of(spark: SparkSession) -> Context:
     """The session's current catalog and schema, warehouse and temporary views."""
     temporary = frozenset(name.lower() for name in _temp_view_names(spark))
     return Context(spark.catalog.currentCatalog(), spark.catalog.currentDatabase(),
                    spark.conf.get("spark.sql.warehouse.dir") or "", temporary)
 
 
-def _temp_view_names(spark: "SparkSession") -> list[str]:
+def _temp_view_names(spark: SparkSession) -> list[str]:
     views = spark._jsparkSession.sessionState().catalog().getTempViewNames()
     return [str(views.apply(i)) for i in range(views.size())]
 
 
-def _bound_to_null(spark: "SparkSession", plan: Any, count: int) -> Any:
+def _bound_to_null(spark: SparkSession, plan: Any, count: int) -> Any:
     return _bound(spark, plan, [None] * count)
 
 
-def _bound(spark: "SparkSession", plan: Any, values: list[Any]) -> Any:
+def _bound(spark: SparkSession, plan: Any, values: list[Any]) -> Any:
     """``plan`` with its positional markers bound to literals of ``values``."""
     jvm = spark._jvm
     literal = getattr(getattr(jvm.org.apache.spark.sql.catalyst.expressions, "Literal$"), "MODULE$")
@@ -518,7 +521,7 @@ _CAST = "org.apache.spark.sql.catalyst.expressions.Cast"
 _LITERAL = "org.apache.spark.sql.catalyst.expressions.Literal"
 
 
-def parameter_types(spark: "SparkSession", sql: str, count: int) -> list[str | None]:
+def parameter_types(spark: SparkSession, sql: str, count: int) -> list[str | None]:
     """The Spark type each ``?`` marker takes in ``sql`` (None: no type is implied).
 
     A marker that is a whole value of an INSERT takes its column's type.  Otherwise each
@@ -541,7 +544,7 @@ def parameter_types(spark: "SparkSession", sql: str, count: int) -> list[str | N
         log.debug("parameter types not inferred: %s", str(exc).splitlines()[0][:200])
         return [None] * count
     for expressions in _expression_lists(nodes):
-        for parent, child in zip(expressions, expressions[1:]):
+        for parent, child in itertools.pairwise(expressions):
             value = child.get("value") if isinstance(child, dict) and child.get("class") == _LITERAL else None
             if (isinstance(value, str) and value.startswith(_MARKER) and isinstance(parent, dict)
                     and parent.get("class") == _CAST):
@@ -551,7 +554,7 @@ def parameter_types(spark: "SparkSession", sql: str, count: int) -> list[str | N
     return types
 
 
-def _inserted_types(spark: "SparkSession", parsed: Any, count: int) -> list[str | None]:
+def _inserted_types(spark: SparkSession, parsed: Any, count: int) -> list[str | None]:
     """For ``INSERT INTO t [(cols)] VALUES (...), ...`` or ``INSERT INTO t SELECT ...`` of
     plain values: a marker that is a whole value takes its target column's type.  (The
     analyser types such values only after the markers are bound, so the analysed plan

@@ -30,9 +30,10 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from flightsql.errors import PermissionDenied
 from flightsql.security.plan import Access, PlanFacts, Privilege, TableName
@@ -107,7 +108,7 @@ class Policy:
         return False
 
     @classmethod
-    def load(cls, path: Path) -> "Policy":
+    def load(cls, path: Path) -> Policy:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
@@ -117,7 +118,7 @@ class Policy:
         return cls.parse(doc, str(path))
 
     @classmethod
-    def parse(cls, doc: Any, source: str = "policy") -> "Policy":
+    def parse(cls, doc: Any, source: str = "policy") -> Policy:
         if not isinstance(doc, dict):
             raise PolicyError(f"{source}: a policy file is a JSON object with 'groups' and 'policies'")
         unknown = set(doc) - _FILE_KEYS
@@ -190,7 +191,7 @@ class Authorizer:
         self.policy = policy
 
     @classmethod
-    def from_file(cls, path: Path | None, directory: Callable[[str], frozenset[str]] | None = None) -> "Authorizer":
+    def from_file(cls, path: Path | None, directory: Callable[[str], frozenset[str]] | None = None) -> Authorizer:
         """The policy in ``path``; ``directory``: where users' groups come from besides it."""
         if path is None:
             log.warning("no authorization policy (--policy): every user may read, change and drop every table")

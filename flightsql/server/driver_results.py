@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 _LOCAL_SCANS = ("LocalTableScanExec",)
 
 
-def driver_table(df: "DataFrame", limit: int, schema: pa.Schema) -> pa.Table | None:
+def driver_table(df: DataFrame, limit: int, schema: pa.Schema) -> pa.Table | None:
     """At most ``limit`` rows of ``df`` as an Arrow table of ``schema``, made without a
     Spark task; None where that is not possible."""
     if not _convertible(schema):
@@ -62,7 +62,7 @@ def driver_table(df: "DataFrame", limit: int, schema: pa.Schema) -> pa.Table | N
 _PLAIN_LITERALS = {"integer", "long", "short", "byte", "double", "float", "boolean"}
 
 
-def _constants(df: "DataFrame", schema: pa.Schema) -> pa.Table | None:
+def _constants(df: DataFrame, schema: pa.Schema) -> pa.Table | None:
     """The one row of a projection of plain literals over the one-row relation (``SELECT
     1, 'x', NULL``), read straight from the optimized plan: no DataFrame is planned."""
     projection = _literal_projection(df)
@@ -82,12 +82,13 @@ def _constants(df: "DataFrame", schema: pa.Schema) -> pa.Table | None:
     if len(values) != len(schema):
         return None
     try:
-        return pa.Table.from_arrays([pa.array([v], type=f.type) for v, f in zip(values, schema)], schema=schema)
+        columns = [pa.array([v], type=f.type) for v, f in zip(values, schema, strict=True)]
+        return pa.Table.from_arrays(columns, schema=schema)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None
 
 
-def _literal_projection(df: "DataFrame") -> list[tuple[Any, Any]] | None:
+def _literal_projection(df: DataFrame) -> list[tuple[Any, Any]] | None:
     """(alias, literal) of each column if ``df``'s optimized plan is a projection of
     literals over the one-row relation (the optimizer folded its expressions), else None."""
     plan = df._jdf.queryExecution().optimizedPlan()
@@ -104,12 +105,12 @@ def _literal_projection(df: "DataFrame") -> list[tuple[Any, Any]] | None:
     return found
 
 
-def _scans_locally(df: "DataFrame", limit: int) -> bool:
+def _scans_locally(df: DataFrame, limit: int) -> bool:
     plan = df.limit(limit)._jdf.queryExecution().executedPlan()
     return str(plan.getClass().getSimpleName()) in _LOCAL_SCANS
 
 
-def _over_local_relation(df: "DataFrame") -> "DataFrame | None":
+def _over_local_relation(df: DataFrame) -> DataFrame | None:
     """``df``'s constants over a one-row local relation, if ``df`` is such a projection."""
     projection = _literal_projection(df)
     if projection is None:
@@ -124,7 +125,8 @@ def _over_local_relation(df: "DataFrame") -> "DataFrame | None":
         selected.append(f"{value.sql()} AS `{name}`")
     if not selected:
         return None
-    local = df.sparkSession.sql(f"SELECT {', '.join(selected)} FROM VALUES (0) AS one_row(unused)")
+    # every value is Spark's own SQL literal and every name is quoted
+    local = df.sparkSession.sql(f"SELECT {', '.join(selected)} FROM VALUES (0) AS one_row(unused)")  # noqa: S608
     return local if local.schema == df.schema else None
 
 
@@ -155,9 +157,11 @@ def _leaves(data_type: pa.DataType) -> list[pa.DataType]:
 def _value(value: Any, data_type: pa.DataType) -> Any:
     # PySpark hands a TIMESTAMP (with the session's zone) as a naive datetime in this
     # process's local time; Arrow reads a naive datetime as UTC: make it aware first
-    if value is not None and pa.types.is_timestamp(data_type) and data_type.tz is not None:
-        if isinstance(value, datetime.datetime) and value.tzinfo is None:
-            return value.astimezone(datetime.timezone.utc)
+    if (
+        isinstance(value, datetime.datetime) and value.tzinfo is None
+        and pa.types.is_timestamp(data_type) and data_type.tz is not None
+    ):
+        return value.astimezone(datetime.timezone.utc)
     if value is not None and pa.types.is_struct(data_type):
         return {data_type.field(i).name: value[i] for i in range(data_type.num_fields)}
     return value

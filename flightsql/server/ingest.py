@@ -12,8 +12,9 @@ from __future__ import annotations
 import shutil
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -75,7 +76,7 @@ def target_name(command: CommandStatementIngest) -> str:
 
 
 def load(
-    spark: "SparkSession", command: CommandStatementIngest, staged: Path, rows: int, temp_root: Path
+    spark: SparkSession, command: CommandStatementIngest, staged: Path, rows: int, temp_root: Path
 ) -> int:
     """Load a staged Parquet file into the target table; returns rows ingested."""
     if command.transaction_id:
@@ -108,7 +109,7 @@ _TEMPORARY_DIRS: dict[tuple[int, str], str] = {}
 _TEMPORARY_LOCK = threading.Lock()
 
 
-def _temporary_dir(spark: "SparkSession", table: str, temp_root: Path, fresh: bool) -> Path:
+def _temporary_dir(spark: SparkSession, table: str, temp_root: Path, fresh: bool) -> Path:
     """The server-named directory of a session's temporary table, inside ``temp_root``."""
     with _TEMPORARY_LOCK:
         key = (id(spark), table)
@@ -121,7 +122,7 @@ def _temporary_dir(spark: "SparkSession", table: str, temp_root: Path, fresh: bo
 
 
 def _load_temporary(
-    spark: "SparkSession", name: str, table: str, staged: Path, rows: int,
+    spark: SparkSession, name: str, table: str, staged: Path, rows: int,
     exists: bool, if_exists: str, temp_root: Path,
 ) -> int:
     fresh = not exists or if_exists == "replace"

@@ -9,8 +9,9 @@ schema and no rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -40,15 +41,15 @@ def qualified(*parts: str) -> str:
     return ".".join(quote(p) for p in parts if p)
 
 
-def catalog_names(spark: "SparkSession") -> list[str]:
+def catalog_names(spark: SparkSession) -> list[str]:
     return sorted(c.name for c in spark.catalog.listCatalogs())
 
 
-def catalogs(spark: "SparkSession") -> pa.Table:
+def catalogs(spark: SparkSession) -> pa.Table:
     return pa.Table.from_pydict({"catalog_name": catalog_names(spark)}, schema=schemas.CATALOGS)
 
 
-def _child_namespaces(spark: "SparkSession", catalog: str, parent: tuple[str, ...]) -> list[tuple[str, ...]]:
+def _child_namespaces(spark: SparkSession, catalog: str, parent: tuple[str, ...]) -> list[tuple[str, ...]]:
     target = qualified(catalog, *parent)
     try:
         rows = spark.sql(f"SHOW NAMESPACES IN {target}").collect()
@@ -59,7 +60,7 @@ def _child_namespaces(spark: "SparkSession", catalog: str, parent: tuple[str, ..
         name = row[0]
         # Multi-part names come back quoted and dotted; keep the last part as the child.
         part = _split(name)[-1]
-        children.append(parent + (part,))
+        children.append((*parent, part))
     return children
 
 
@@ -83,7 +84,7 @@ def _split(name: str) -> list[str]:
     return parts
 
 
-def namespaces(spark: "SparkSession", catalog: str) -> Iterator[tuple[str, ...]]:
+def namespaces(spark: SparkSession, catalog: str) -> Iterator[tuple[str, ...]]:
     """Every namespace of ``catalog``, depth first."""
     pending = _child_namespaces(spark, catalog, ())
     seen = set()
@@ -97,14 +98,14 @@ def namespaces(spark: "SparkSession", catalog: str) -> Iterator[tuple[str, ...]]
             pending[:0] = _child_namespaces(spark, catalog, namespace)
 
 
-def _catalogs_matching(spark: "SparkSession", catalog: str | None) -> list[str]:
+def _catalogs_matching(spark: SparkSession, catalog: str | None) -> list[str]:
     names = catalog_names(spark)
     if catalog is None:
         return names
     return [c for c in names if c == catalog]
 
 
-def db_schemas(spark: "SparkSession", catalog: str | None, pattern: str | None) -> pa.Table:
+def db_schemas(spark: SparkSession, catalog: str | None, pattern: str | None) -> pa.Table:
     rows: dict[str, list[str]] = {"catalog_name": [], "db_schema_name": []}
     for name in _catalogs_matching(spark, catalog):
         for namespace in namespaces(spark, name):
@@ -125,11 +126,12 @@ class TableEntry:
     def reference(self) -> str:
         if self.catalog is None:
             return quote(self.name)
-        return ".".join([quote(self.catalog), *(quote(p) for p in (self.db_schema or "").split(".") if p), quote(self.name)])
+        schema_parts = (quote(p) for p in (self.db_schema or "").split(".") if p)
+        return ".".join([quote(self.catalog), *schema_parts, quote(self.name)])
 
 
 def table_entries(
-    spark: "SparkSession",
+    spark: SparkSession,
     catalog: str | None,
     schema_pattern: str | None,
     table_pattern: str | None,
@@ -157,7 +159,7 @@ def table_entries(
 
 
 def tables(
-    spark: "SparkSession",
+    spark: SparkSession,
     catalog: str | None,
     schema_pattern: str | None,
     table_pattern: str | None,
@@ -185,7 +187,7 @@ def table_types() -> pa.Table:
     return pa.Table.from_pydict({"table_type": list(TABLE_TYPES)}, schema=schemas.TABLE_TYPES)
 
 
-def check_table(spark: "SparkSession", catalog: str | None, db_schema: str | None, table: str) -> None:
+def check_table(spark: SparkSession, catalog: str | None, db_schema: str | None, table: str) -> None:
     """NOT_FOUND unless the table exists (for the key commands)."""
     parts = [p for p in (catalog, *(db_schema.split(".") if db_schema else ())) if p] + [table]
     if not spark.catalog.tableExists(".".join(quote(p) for p in parts)):

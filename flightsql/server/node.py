@@ -11,34 +11,34 @@ from pathlib import Path
 
 from flightmanager import metrics
 from flightmanager.flight.service import bind_server, check_free, serve
-from flightmanager.tls import TlsFiles, location
 from flightmanager.internal import InternalFlightService
+from flightmanager.keys import ClusterKeys
+from flightmanager.manager import SparkFlightManager
 from flightmanager.records import Node, SpoolSettings
+from flightmanager.tls import TlsFiles, location
 from flightmanager.zk import credential as zk_credential
 from flightmanager.zk.credential import Credential, lock_tree
 from flightmanager.zk.embedded import EmbeddedZooKeeper
-from flightmanager.manager import SparkFlightManager
 from flightmanager.zk.manager import cluster_secret, zookeeper_manager
 from flightmanager.zk.manager import connect as zk_connect
 from flightmanager.zk.paths import Paths
 from flightsql import logs
-from flightmanager.keys import ClusterKeys
 from flightsql.auth import Authenticator, TokenSigner, UsersFile, load_or_create_secret
 from flightsql.auth.ldap import LdapDirectory
 from flightsql.rest.batches import Batches, BatchStore
 from flightsql.rest.runner import FlightCaller, StatementRunner
 from flightsql.rest.server import LivyGateway, RestServer
 from flightsql.rest.store import RestStore
+from flightsql.security.guard import Gate, parse_allowed
+from flightsql.security.plan import Feature
+from flightsql.security.policy import Authorizer
+from flightsql.server.result_cache import ResultCache
 from flightsql.server.service import FlightSqlService
 from flightsql.server.session_store import ZooKeeperSessionStore
 from flightsql.server.sessions import Sessions
 from flightsql.server.streams import OpenStreams
 from flightsql.server.tickets import Handles, Tickets
-from flightsql.server.result_cache import ResultCache
 from flightsql.server.writes import TableWrites
-from flightsql.security.guard import Gate, parse_allowed
-from flightsql.security.policy import Authorizer
-from flightsql.security.plan import Feature
 from flightsql.settings import Settings
 from flightsql.web.server import StatusServer
 
@@ -57,7 +57,9 @@ def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
     # Spark's JVM logs in the node's format (a --conf spark.driver.extraJavaOptions replaces this)
     jvm_logging = (settings.work_dir / "log4j2.properties").resolve()
     jvm_logging.write_text(logs.jvm_config(settings.log_format))
-    java_options = f"-Dderby.system.home={(settings.work_dir / 'derby').resolve()} -Dlog4j2.configurationFile={jvm_logging}"
+    derby_home = (settings.work_dir / "derby").resolve()
+    java_options = f"-Dderby.system.home={derby_home} -Dlog4j2.configurationFile={jvm_logging}"
+    path_sources = Feature.PATH_SOURCES in parse_allowed(settings.allow_server_access)
     builder = (
         SparkSession.builder.appName(f"flightsql-{settings.port}")
         .master(settings.master)
@@ -90,7 +92,7 @@ def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
         .config("spark.scheduler.mode", "FAIR")
         # users do not query files by path (`parquet.`/some/path``) unless an operator allows it;
         # set on the context, so that a RESET in a session comes back to it
-        .config("spark.sql.runSQLOnFiles", str(Feature.PATH_SOURCES in parse_allowed(settings.allow_server_access)).lower())
+        .config("spark.sql.runSQLOnFiles", str(path_sources).lower())
     )
     for key, value in settings.conf:
         builder = builder.config(key, value)
@@ -105,7 +107,7 @@ class FlightSqlNode:
     #: times this node's Spark driver died before and the node was started again
     restarts: int = 0
 
-    def start(self) -> "FlightSqlNode":
+    def start(self) -> FlightSqlNode:
         """Start every part; if one fails, stop those already started (no JVM is left
         behind) and raise.  Ports are taken first: a port in use fails before anything
         else starts."""
@@ -115,7 +117,7 @@ class FlightSqlNode:
             self.stop(quiet=True)
             raise
 
-    def _start(self) -> "FlightSqlNode":
+    def _start(self) -> FlightSqlNode:
         settings = self.settings
         settings.check()
         work = settings.work_dir.resolve()
@@ -247,14 +249,16 @@ class FlightSqlNode:
         return self
 
     def _rest_server(self, settings: Settings, authenticator: Authenticator, node: Node,
-                     tls: "TlsFiles | None", paths: Paths) -> RestServer:
+                     tls: TlsFiles | None, paths: Paths) -> RestServer:
         """The Livy-compatible REST API: a Flight SQL client of this node in each user's name."""
         roots = None
         if tls is not None:
             roots = (tls.ca or tls.cert).read_bytes()
         caller = FlightCaller(node.public_uri, roots)
-        batches = Batches(BatchStore(self.zk, paths.root), node.node_id, settings.master, settings.work_dir.resolve() / "batches",
-                          settings.rest_batches)
+        batches = Batches(
+            BatchStore(self.zk, paths.root), node.node_id, settings.master, settings.work_dir.resolve() / "batches",
+            settings.rest_batches,
+        )
         store = RestStore(self.zk, paths.root)
         gateway = LivyGateway(
             store, StatementRunner(store, caller, settings.rest_max_rows),

@@ -12,15 +12,17 @@ import json
 import logging
 import secrets
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from flightmanager import metrics
+from flightmanager.errors import FlightManagerError
 from flightmanager.flight import Flight_pb2 as pb
 from flightmanager.flight.service import FlightService, known_status
 from flightmanager.flight.wire import (
@@ -30,22 +32,24 @@ from flightmanager.flight.wire import (
     schema_from_message,
     schema_to_bytes,
 )
-from flightmanager.errors import FlightManagerError
 from flightmanager.log_context import query_context
 from flightmanager.manager import Submitted, arrow_schema
 from flightmanager.query import QueryState
 from flightmanager.spool import Hangup
-from flightsql.auth.throttle import peer_address
 from flightsql.auth import Authenticator, Principal
+from flightsql.auth.throttle import peer_address
 from flightsql.catalog import schemas
 from flightsql.errors import InvalidArgument, NotFound, Unavailable, Unimplemented
 from flightsql.protocol import commands as cmd
 from flightsql.protocol import results
+from flightsql.security.guard import Gate
+from flightsql.security.plan import Access, PlanFacts, Privilege, TableName, parameter_types
+from flightsql.security.policy import Authorizer
 from flightsql.server import ingest, metadata
 from flightsql.server.driver_results import driver_table
 from flightsql.server.prepared import PreparedStatement, PreparedStatements
+from flightsql.server.result_cache import ResultCache, volatile
 from flightsql.server.sessions import ClientSession, Sessions, clear_cookie, cookie_session_id, set_cookie
-from flightsql.server.streams import OpenStreams
 from flightsql.server.statements import (
     Statement,
     StatementKind,
@@ -55,22 +59,20 @@ from flightsql.server.statements import (
     dataframe,
     is_ordered,
     parameter_rows,
-    reads_no_data,
     parameter_schema,
+    reads_no_data,
 )
 from flightsql.server.status import spark_status
+from flightsql.server.streams import OpenStreams
 from flightsql.server.tickets import Handles, Tickets
-from flightsql.server.result_cache import ResultCache, volatile
 from flightsql.server.writes import TableWrites
-from flightsql.security.guard import Gate
-from flightsql.security.plan import Access, PlanFacts, Privilege, TableName, parameter_types
-from flightsql.security.policy import Authorizer
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from flightmanager.manager import SparkFlightManager
     from pyspark.sql import DataFrame, SparkSession
+
+    from flightmanager.manager import SparkFlightManager
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +104,10 @@ class FlightSqlService(FlightService):
 
     def __init__(
         self,
-        spark: "SparkSession",
-        manager: "SparkFlightManager",
+        spark: SparkSession,
+        manager: SparkFlightManager,
         authenticator: Authenticator,
-        staging_dir: "Path",
+        staging_dir: Path,
         server_version: str,
         tickets: Tickets,
         execution_mode: str = "auto",
@@ -154,7 +156,9 @@ class FlightSqlService(FlightService):
             context.send_initial_metadata(tuple(headers))
         return Call(result.principal, session)
 
-    def handshake(self, requests: Iterator[pb.HandshakeRequest], context: grpc.ServicerContext) -> Iterable[pb.HandshakeResponse]:
+    def handshake(
+        self, requests: Iterator[pb.HandshakeRequest], context: grpc.ServicerContext
+    ) -> Iterable[pb.HandshakeResponse]:
         self._call(context)
         for _ in requests:
             break
@@ -203,10 +207,10 @@ class FlightSqlService(FlightService):
         names = [table.column(c).to_pylist() if c in table.column_names else [None] * table.num_rows
                  for c in ("catalog_name", "db_schema_name", "table_name")]
         keep = [catalog is None or self.authorizer.can_see(user, catalog, schema, name)  # None: a temporary view
-                for catalog, schema, name in zip(*names)]
+                for catalog, schema, name in zip(*names, strict=False)]
         return table.filter(pa.array(keep, pa.bool_()))
 
-    def _check_table(self, spark: "SparkSession", user: str, catalog: str | None, db_schema: str | None,
+    def _check_table(self, spark: SparkSession, user: str, catalog: str | None, db_schema: str | None,
                      table: str) -> None:
         """NOT_FOUND for a table that does not exist or that ``user`` may not see (the same answer)."""
         current = spark.catalog.currentCatalog()
@@ -229,7 +233,7 @@ class FlightSqlService(FlightService):
                 self.manager.rejected(user, sql, error)
             raise
 
-    def _metadata(self, spark: "SparkSession", command: Any, user: str) -> pa.Table:
+    def _metadata(self, spark: SparkSession, command: Any, user: str) -> pa.Table:
         if isinstance(command, cmd.CommandGetCatalogs):
             return metadata.catalogs(spark)
         if isinstance(command, cmd.CommandGetDbSchemas):
@@ -271,7 +275,7 @@ class FlightSqlService(FlightService):
             return self._sql_info
 
     def _execute(
-        self, call: Call, statement: Statement, parameters: list[Any] | None, df: "DataFrame | None" = None
+        self, call: Call, statement: Statement, parameters: list[Any] | None, df: DataFrame | None = None
     ) -> Submitted:
         spark = call.session.spark
         user = call.principal.user
@@ -301,7 +305,7 @@ class FlightSqlService(FlightService):
         self.sessions.record(call.session)  # USE, SET and the like change the session
         return self.manager.publish(arrow_schema(df), table.to_batches(), owner=user, sql=statement.sql)
 
-    def _kept_answer(self, call: Call, statement: Statement, df: "DataFrame", facts: PlanFacts | None) -> pa.Table | None:
+    def _kept_answer(self, call: Call, statement: Statement, df: DataFrame, facts: PlanFacts | None) -> pa.Table | None:
         """A repeated small query's answer from the result cache, or made in the driver to be
         kept there (its second ask); None: run it as a distributed job."""
         cache = self.results
@@ -338,15 +342,15 @@ class FlightSqlService(FlightService):
         return table
 
     def _judged(
-        self, spark: "SparkSession", user: str, statement: Statement, parameters: list[Any] | None,
-        df: "DataFrame | None" = None,
-    ) -> "DataFrame":
+        self, spark: SparkSession, user: str, statement: Statement, parameters: list[Any] | None,
+        df: DataFrame | None = None,
+    ) -> DataFrame:
         return self._judge(spark, user, statement, parameters, df)[0]
 
     def _judge(
-        self, spark: "SparkSession", user: str, statement: Statement, parameters: list[Any] | None,
-        df: "DataFrame | None" = None,
-    ) -> tuple["DataFrame", PlanFacts | None]:
+        self, spark: SparkSession, user: str, statement: Statement, parameters: list[Any] | None,
+        df: DataFrame | None = None,
+    ) -> tuple[DataFrame, PlanFacts | None]:
         """The statement's DataFrame, once the gate has judged it.
 
         The gate analyses the statement itself, with commands left unrun, before the
@@ -427,7 +431,7 @@ class FlightSqlService(FlightService):
                 schema = schemas.TABLES_WITH_SCHEMA
         return pb.SchemaResult(schema=schema_to_bytes(schema))
 
-    def _prepared_schema(self, spark: "SparkSession", statement: Statement) -> pa.Schema | None:
+    def _prepared_schema(self, spark: SparkSession, statement: Statement) -> pa.Schema | None:
         """The result schema at prepare time; with parameter markers it may be unknown
         until values are bound (Spark types markers from their values)."""
         if not statement.parameter_count:
@@ -437,7 +441,9 @@ class FlightSqlService(FlightService):
         except Exception:  # noqa: BLE001 - analysed again, with values, at execution
             return None
 
-    def _statement_schema(self, spark: "SparkSession", statement: Statement, parameters: list[Any] | None) -> pa.Schema | None:
+    def _statement_schema(
+        self, spark: SparkSession, statement: Statement, parameters: list[Any] | None
+    ) -> pa.Schema | None:
         if statement.kind is StatementKind.QUERY:
             return arrow_schema(dataframe(spark, statement, parameters))
         if statement.kind is StatementKind.COMMAND:
@@ -512,7 +518,9 @@ class FlightSqlService(FlightService):
         else:
             raise InvalidArgument(f"{command.name} is not a command for DoPut")
 
-    def _authorize_ingest(self, spark: "SparkSession", user: str, command: cmd.CommandStatementIngest) -> TableName | None:
+    def _authorize_ingest(
+        self, spark: SparkSession, user: str, command: cmd.CommandStatementIngest
+    ) -> TableName | None:
         """An upload into a table needs CREATE where it makes one, MODIFY where it appends, and
         DROP and CREATE where it replaces one; a session's temporary tables are its own.
         Returns the table (None: a temporary one)."""
@@ -610,7 +618,7 @@ class FlightSqlService(FlightService):
             raise Unimplemented(f"{request_name(action)}: transactions are not supported by Spark SQL")
         raise Unimplemented(f"{request_name(action)} is not supported")
 
-    def _prepare(self, call: Call, sql: str) -> tuple[Statement, pa.Schema | None, "DataFrame | None"]:
+    def _prepare(self, call: Call, sql: str) -> tuple[Statement, pa.Schema | None, DataFrame | None]:
         """A statement judged and analysed for preparing: its result schema, and the analysed
         DataFrame of a query without parameters (kept for its first execution)."""
         spark, user = call.session.spark, call.principal.user
@@ -683,7 +691,7 @@ def _timestamp(seconds: float) -> Timestamp:
     return stamp
 
 
-def _command_output_schema(spark: "SparkSession", sql: str) -> pa.Schema:
+def _command_output_schema(spark: SparkSession, sql: str) -> pa.Schema:
     from pyspark.sql.pandas.types import to_arrow_schema
     from pyspark.sql.types import StructType
 

@@ -7,10 +7,11 @@ whether its copy is current, and its modification time is the session's last use
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError, NodeExistsError
+from kazoo.exceptions import NodeExistsError, NoNodeError
 
 from flightmanager.zk.paths import Paths
 from flightsql.server.sessions import SessionState
@@ -54,10 +55,8 @@ class ZooKeeperSessionStore:
             return None
 
     def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(NoNodeError):
             self.client.retry(self.client.delete, self.paths.session(key))
-        except NoNodeError:
-            pass
 
     def idle(self, seconds: float) -> list[str]:
         cutoff_ms = (time.time() - seconds) * 1000

@@ -30,8 +30,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from flightsql.protocol.commands import SessionValue
 
@@ -99,7 +100,7 @@ class SessionState:
                           sort_keys=True).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "SessionState":
+    def from_bytes(cls, data: bytes) -> SessionState:
         raw = json.loads(data)
         options = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.get("options", {}).items()}
         return cls(raw["user"], raw["session"], raw.get("catalog"), raw.get("schema"),
@@ -176,7 +177,7 @@ class ClientSession:
 
     session_id: str
     user: str
-    spark: "SparkSession"
+    spark: SparkSession
     options: dict[str, SessionValue] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     #: the store's version this node's copy matches (None: no record, a fresh session)
@@ -256,7 +257,7 @@ class ClientSession:
                     log.info("session %s: %s is gone, left as is: %s", self.session_id[:8], value, exc)
 
 
-def _changed_conf(spark: "SparkSession", defaults: Mapping[str, str]) -> dict[str, str]:
+def _changed_conf(spark: SparkSession, defaults: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in spark.conf.getAll.items() if defaults.get(k) != v}
 
 
@@ -265,7 +266,7 @@ class Sessions:
 
     def __init__(
         self,
-        root: "SparkSession",
+        root: SparkSession,
         store: SessionStore | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_local: int = MAX_LOCAL_SESSIONS,
@@ -353,7 +354,7 @@ class Sessions:
             self.store.delete(key)
         return len(idle)
 
-    def start(self) -> "Sessions":
+    def start(self) -> Sessions:
         """Expire idle sessions in the background, every quarter of the idle timeout (at
         most every minute)."""
         self._stopped = threading.Event()
@@ -382,7 +383,7 @@ class Sessions:
         with self._lock:
             self._local.clear()
 
-    def rebase(self, root: "SparkSession") -> None:
+    def rebase(self, root: SparkSession) -> None:
         """Make new sessions from ``root`` (a new Spark driver)."""
         self._root = root
         self.defaults = dict(root.conf.getAll)

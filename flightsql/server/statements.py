@@ -12,8 +12,9 @@ so preparing ``DROP TABLE`` drops nothing):
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -66,7 +67,7 @@ class StatementLimits:
             raise ValueError("max-statement-length and max-statement-depth must be >= 1")
 
 
-def classify(spark: "SparkSession", sql: str, limits: StatementLimits = StatementLimits()) -> Statement:
+def classify(spark: SparkSession, sql: str, limits: StatementLimits = StatementLimits()) -> Statement:
     """Parse ``sql`` (ParseException -> INVALID_ARGUMENT) and say what kind it is."""
     if not sql or not sql.strip():
         raise InvalidArgument("empty SQL statement")
@@ -130,7 +131,7 @@ def scan(sql: str) -> tuple[int, int]:
     return count, deepest
 
 
-def dataframe(spark: "SparkSession", statement: Statement, parameters: Sequence[Any] | None) -> "DataFrame":
+def dataframe(spark: SparkSession, statement: Statement, parameters: Sequence[Any] | None) -> DataFrame:
     """``spark.sql`` with positional parameters bound (analysis happens here)."""
     if statement.parameter_count:
         values = list(parameters) if parameters is not None else [None] * statement.parameter_count
@@ -145,7 +146,7 @@ def dataframe(spark: "SparkSession", statement: Statement, parameters: Sequence[
     return spark.sql(statement.sql)
 
 
-def is_ordered(df: "DataFrame") -> bool:
+def is_ordered(df: DataFrame) -> bool:
     """Whether the result has a defined order (a global sort at the top of the plan)."""
     plan = df._jdf.queryExecution().optimizedPlan()
     while True:
@@ -161,7 +162,7 @@ def is_ordered(df: "DataFrame") -> bool:
 _LITERAL_LEAVES = {"OneRowRelation", "LocalRelation"}
 
 
-def reads_no_data(df: "DataFrame") -> bool:
+def reads_no_data(df: DataFrame) -> bool:
     """Whether every leaf of the optimized plan is literal rows (SELECT 1, VALUES ...)."""
     leaves = df._jdf.queryExecution().optimizedPlan().collectLeaves()
     iterator = leaves.iterator()
@@ -171,7 +172,7 @@ def reads_no_data(df: "DataFrame") -> bool:
     return True
 
 
-def affected_rows(df: "DataFrame") -> int:
+def affected_rows(df: DataFrame) -> int:
     """Rows written by an executed statement: Spark's count where its plan keeps one, else 0.
 
     Never -1 ("unknown", which Flight SQL allows): the Flight SQL JDBC driver takes -1 for
@@ -225,5 +226,8 @@ def parameter_rows(batches: Sequence[pa.RecordBatch]) -> list[list[Any]]:
     rows: list[list[Any]] = []
     for batch in batches:
         columns = [column.to_pylist() for column in batch.columns]
-        rows.extend([list(values) for values in zip(*columns)] if columns else [[] for _ in range(batch.num_rows)])
+        if not columns:
+            rows.extend([] for _ in range(batch.num_rows))
+            continue
+        rows.extend(list(values) for values in zip(*columns, strict=True))
     return rows

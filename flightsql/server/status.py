@@ -54,7 +54,7 @@ def clean_message(text: str) -> str:
     """Spark's message without the logical plan dump, the JVM stack or the server's paths."""
     lines: list[str] = []
     for line in text.strip().splitlines():
-        if line.startswith(("'", "+-", ":-", "JVM stacktrace", "\tat ")) or line.startswith("   +-"):
+        if line.startswith(("'", "+-", ":-", "JVM stacktrace", "\tat ", "   +-")):
             break
         lines.append(line.rstrip())
     while lines and not lines[-1].strip():

@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import grpc
 
@@ -52,7 +53,7 @@ class StreamLimits:
 class _Stream:
     """One open stream: since when it waits on its client (None: it does not)."""
 
-    __slots__ = ("context", "user", "what", "waiting_since")
+    __slots__ = ("context", "user", "waiting_since", "what")
 
     def __init__(self, context: grpc.ServicerContext, user: str, what: str) -> None:
         self.context = context

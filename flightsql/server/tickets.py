@@ -41,7 +41,7 @@ class ResultTicket:
         return _TICKET_V2 + self.query_id.encode("ascii") + self.mac
 
     @classmethod
-    def decode(cls, data: bytes) -> "ResultTicket":
+    def decode(cls, data: bytes) -> ResultTicket:
         if data.startswith(_TICKET_V1):
             raise InvalidArgument("ticket from an earlier version of this server: run the query again")
         body = data[len(_TICKET_V2):]

@@ -18,8 +18,9 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from flightsql.errors import Aborted
 
@@ -46,7 +47,7 @@ def table_key(table: str) -> str:
 class TableWrites:
     """Locks on tables being written; ``client=None``: this process's own locks."""
 
-    def __init__(self, client: "KazooClient | None" = None, paths: "Paths | None" = None,
+    def __init__(self, client: KazooClient | None = None, paths: Paths | None = None,
                  wait: float = DEFAULT_WAIT, holder: str = "") -> None:
         self._client, self._paths, self.wait, self._holder = client, paths, wait, holder
         self._local: dict[str, threading.Lock] = {}

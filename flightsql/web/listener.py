@@ -25,7 +25,7 @@ class _Server6(_Server):
 class HttpListener:
     """Serves ``handler`` on ``host:port`` (0: any port) from :meth:`start` until :meth:`stop`."""
 
-    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], tls: "TlsFiles | None",
+    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], tls: TlsFiles | None,
                  name: str) -> None:
         self.host = host
         server_class = _Server6 if ":" in host else _Server

@@ -66,9 +66,9 @@ _SCRIPT = """
       if (stamp) { stamp.textContent = "node not answering; retrying"; }
     });
   }
-  setInterval(refresh, %d);
+  setInterval(refresh, REFRESH_MS);
 })();
-""" % (REFRESH_SECONDS * 1000)
+""".replace("REFRESH_MS", str(REFRESH_SECONDS * 1000))
 
 
 def _e(text: object) -> str:

@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable
+from dataclasses import replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-
-from dataclasses import replace
 
 from flightmanager.status import ClusterStatus
 from flightsql.auth import Authenticator
@@ -49,7 +49,7 @@ class StatusServer:
     def __init__(
         self, host: str, port: int, status: StatusSource, version: str,
         authenticator: Authenticator | None = None, is_admin: Callable[[str], bool] = lambda user: False,
-        open_to_all: bool = False, tls: "TlsFiles | None" = None,
+        open_to_all: bool = False, tls: TlsFiles | None = None,
     ) -> None:
         self.host = host
         self._status = status
@@ -61,7 +61,7 @@ class StatusServer:
         self.port: int = self._listener.port
         self.scheme = self._listener.scheme
 
-    def start(self) -> "StatusServer":
+    def start(self) -> StatusServer:
         self._listener.start()
         return self
 
@@ -115,10 +115,10 @@ def _handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
         server_version = "flightsql-status"
         sys_version = ""
 
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        def do_GET(self) -> None:
             self._answer(with_body=True)
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._answer(with_body=False)
 
         def _answer(self, with_body: bool) -> None:
@@ -157,7 +157,7 @@ def _handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
             if with_body:
                 self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
+        def log_message(self, format: str, *args: object) -> None:
             log.debug("%s %s", self.address_string(), format % args)
 
     return Handler

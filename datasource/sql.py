@@ -64,7 +64,7 @@ def literal(value: Any) -> str | None:
     return None
 
 
-def _like_pattern(value: str, before: str, after: str) -> str | None:
+def _like_pattern(value: object, before: str, after: str) -> str | None:
     if not isinstance(value, str):
         return None
     escaped = "".join(LIKE_ESCAPE + c if c in ("%", "_", LIKE_ESCAPE) else c for c in value)

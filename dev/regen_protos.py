@@ -5,7 +5,8 @@ Usage::
     python dev/regen_protos.py           # rewrite the committed *_pb2.py files
     python dev/regen_protos.py --check   # exit 1 if they are out of date
 
-Only message code is generated (``--python_out``); the services are served by
+Only message code is generated (``--python_out``), with its type stub
+(``--pyi_out``, ``*_pb2.pyi``) for mypy; the services are served by
 hand-written grpcio handlers, so no ``*_pb2_grpc.py`` stubs are needed.  Each
 .proto is compiled with its own directory as the include root, so the
 descriptor's file name is the bare file name (``FlightSql.proto``), plus the
@@ -37,9 +38,14 @@ class ProtoSource:
         return f"{self.proto.stem}_pb2.py"
 
     @property
-    def committed(self) -> Path:
-        """Relative path of the committed generated module."""
-        return self.proto.parent / self.module_name
+    def generated_names(self) -> tuple[str, ...]:
+        """File names protoc writes: the module and its type stub."""
+        return (self.module_name, f"{self.proto.stem}_pb2.pyi")
+
+    @property
+    def committed(self) -> tuple[Path, ...]:
+        """Relative paths of the committed generated files."""
+        return tuple(self.proto.parent / name for name in self.generated_names)
 
 
 PROTOS: tuple[ProtoSource, ...] = (
@@ -63,8 +69,8 @@ def _well_known_include() -> Path:
     return Path(grpc_tools.__file__).resolve().parent / "_proto"
 
 
-def compile_proto(source: ProtoSource, out_dir: Path, root: Path = REPO_ROOT) -> Path:
-    """Compile one .proto into ``out_dir`` and return the generated file's path."""
+def compile_proto(source: ProtoSource, out_dir: Path, root: Path = REPO_ROOT) -> list[Path]:
+    """Compile one .proto into ``out_dir`` and return the generated files' paths."""
     from grpc_tools import protoc
 
     proto_path = root / source.proto
@@ -75,14 +81,16 @@ def compile_proto(source: ProtoSource, out_dir: Path, root: Path = REPO_ROOT) ->
         f"--proto_path={proto_path.parent}",
         f"--proto_path={_well_known_include()}",
         f"--python_out={out_dir}",
+        f"--pyi_out={out_dir}",
         str(proto_path),
     ]
     status = protoc.main(args)
     if status != 0:
         raise RegenError(f"protoc failed on {source.proto} (exit status {status})")
-    generated = out_dir / source.module_name
-    if not generated.is_file():
-        raise RegenError(f"protoc produced no {source.module_name} for {source.proto}")
+    generated = [out_dir / name for name in source.generated_names]
+    for path in generated:
+        if not path.is_file():
+            raise RegenError(f"protoc produced no {path.name} for {source.proto}")
     return generated
 
 
@@ -91,10 +99,10 @@ def regenerate(root: Path = REPO_ROOT) -> list[Path]:
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="regen-protos-") as tmp:
         for source in PROTOS:
-            generated = compile_proto(source, Path(tmp), root)
-            target = root / source.committed
-            shutil.copyfile(generated, target)
-            written.append(target)
+            for generated, committed in zip(compile_proto(source, Path(tmp), root), source.committed, strict=True):
+                target = root / committed
+                shutil.copyfile(generated, target)
+                written.append(target)
     return written
 
 
@@ -103,12 +111,12 @@ def stale_modules(root: Path = REPO_ROOT) -> list[str]:
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="check-protos-") as tmp:
         for source in PROTOS:
-            generated = compile_proto(source, Path(tmp), root)
-            committed = root / source.committed
-            if not committed.is_file():
-                problems.append(f"{source.committed} is missing (generated from {source.proto})")
-            elif not filecmp.cmp(generated, committed, shallow=False):
-                problems.append(f"{source.committed} is out of date with {source.proto}")
+            for generated, relative in zip(compile_proto(source, Path(tmp), root), source.committed, strict=True):
+                committed = root / relative
+                if not committed.is_file():
+                    problems.append(f"{relative} is missing (generated from {source.proto})")
+                elif not filecmp.cmp(generated, committed, shallow=False):
+                    problems.append(f"{relative} is out of date with {source.proto}")
     return problems
 
 

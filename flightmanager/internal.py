@@ -134,5 +134,5 @@ class InternalFlightService(FlightService):
         return pb.PutResult(app_metadata=b"committed" if committed else b"duplicate")
 
 
-def _rows(message, schema: pa.Schema) -> int:  # type: ignore[no-untyped-def]
-    return EncodedBatch(bytes(message.header), bytes(message.body), -1).to_record_batch(schema).num_rows
+def _rows(message: FlightMessage, schema: pa.Schema) -> int:
+    return int(EncodedBatch(bytes(message.header), bytes(message.body), -1).to_record_batch(schema).num_rows)

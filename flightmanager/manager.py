@@ -48,6 +48,7 @@ from flightmanager.status import ClusterStatus, QueryStatus, Served, StreamTally
 from flightmanager.tls import TlsFiles
 
 if TYPE_CHECKING:
+    from pyspark.rdd import RDD
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
@@ -514,8 +515,9 @@ class SparkFlightManager:
             error = spool.error if spool is not None and spool.error is not None else describe_failure(exc, query_id)
             self._feed(record, lifecycle.JobFailed(error, time.time()))
         finally:
-            sc.setLocalProperty("spark.jobGroup.id", None)
-            sc.setLocalProperty("spark.scheduler.pool", None)
+            # None removes a local property (PySpark's annotation says str)
+            sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+            sc.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]
 
     def warm_up(self) -> None:
         """Run one tiny push job (to this node alone) so the first user query does not pay
@@ -838,7 +840,7 @@ def arrow_schema(df: DataFrame) -> pa.Schema:
     return to_arrow_schema(df.schema, timezone=timezone, prefers_large_types=large)
 
 
-def arrow_batches(df: DataFrame):  # type: ignore[no-untyped-def]
+def arrow_batches(df: DataFrame) -> RDD[bytes]:
     """The DataFrame's partitions as Arrow IPC record batch messages, made in the JVM.
 
     Spark's own Arrow writer (what ``toArrow()`` uses) produces them on the executors;
@@ -850,7 +852,7 @@ def arrow_batches(df: DataFrame):  # type: ignore[no-untyped-def]
     return RDD(jrdd, df.sparkSession.sparkContext, NoOpSerializer())
 
 
-def deterministic(df: DataFrame, batches) -> bool:  # type: ignore[no-untyped-def]
+def deterministic(df: DataFrame, batches: RDD[bytes]) -> bool:
     """Whether every attempt of a task of ``batches`` (the RDD of ``df``'s Arrow batches)
     yields the same rows in the same order: Spark's DETERMINATE output level, and no
     expression Spark knows to be nondeterministic in the plan."""

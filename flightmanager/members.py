@@ -27,6 +27,8 @@ class Members(Protocol):
 
     def is_draining(self, node_id: str) -> bool: ...
 
+    def is_live(self, node_id: str) -> bool: ...
+
     def drain(self) -> None:
         """Mark this node as draining: from now on it gets no new work."""
 
@@ -51,6 +53,9 @@ class SoloMembers:
 
     def is_draining(self, node_id: str) -> bool:
         return self._draining and node_id == self.node.node_id
+
+    def is_live(self, node_id: str) -> bool:
+        return node_id == self.node.node_id
 
     def drain(self) -> None:
         self._draining = True

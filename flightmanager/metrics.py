@@ -11,7 +11,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 # no "<name>_created" series next to every counter: they double the output and no alert uses them
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 
 # -- queries (counted by the node that coordinates them) ---------------------------
 QUERIES_STARTED = Counter(

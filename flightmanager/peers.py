@@ -78,7 +78,7 @@ class _Peer:
         self.closed = False
         self.ever_ready = False
         self.state: grpc.ChannelConnectivity | None = None
-        self.channel = channel(node.internal_uri, tls, keepalive.client_options())  # type: ignore[arg-type]
+        self.channel = channel(node.internal_uri, tls, keepalive.client_options())
         self._changed = changed
         self.channel.subscribe(self._on_state, try_to_connect=True)
 

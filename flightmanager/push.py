@@ -16,6 +16,7 @@ import socket
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -97,6 +98,10 @@ class Faults:
         return cls(on(FAIL_AFTER_COMMIT), on(FAIL_MID_PARTITION))
 
 
+if TYPE_CHECKING:
+    import grpc
+
+
 def completion_marker(rows: int) -> bytes:
     """The last message of a push: says the partition is whole, and how many rows it has.
 
@@ -165,12 +170,12 @@ PUSH_KEEPALIVE = [
 ]
 
 
-_channels: dict[str, object] = {}
+_channels: dict[str, grpc.Channel] = {}
 
 _DO_PUT = "/arrow.flight.protocol.FlightService/DoPut"
 
 
-def _channel(uri: str, tls: TlsFiles | None = None):  # type: ignore[no-untyped-def]
+def _channel(uri: str, tls: TlsFiles | None = None) -> grpc.Channel:
     """The channel to a node's internal server (one per worker process and node); over
     TLS (``grpc+tls://``) it presents the certificate of ``tls``, read on this host."""
     from flightmanager.tls import channel as open_channel
@@ -195,7 +200,7 @@ def _reachable(uri: str, timeout: float, tls: TlsFiles | None = None) -> bool:
         return False
 
 
-def _do_put(uri: str, tls: TlsFiles | None = None):  # type: ignore[no-untyped-def]
+def _do_put(uri: str, tls: TlsFiles | None = None) -> grpc.StreamStreamMultiCallable[bytes, bytes]:
     """A DoPut call to ``uri`` taking and returning raw bytes."""
     return _channel(uri, tls).stream_stream(_DO_PUT, request_serializer=None, response_deserializer=None)
 
@@ -264,6 +269,7 @@ def pusher(
         from pyspark import TaskContext
 
         context = TaskContext.get()
+        assert context is not None  # runs inside a Spark task
         partition, attempt = context.partitionId(), context.attemptNumber()
         target = _first_reachable(push_order(targets, partition, socket.gethostname()), CONNECT_TIMEOUT, tls)
         header = PushHeader(query_id, partition, attempt, mac)

@@ -11,6 +11,7 @@ carries a :class:`TlsFiles` (a Spark task does) holds paths, never keys.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def location(host: str, port: int, tls: bool) -> str:
     return f"{TLS_SCHEME if tls else PLAIN_SCHEME}://{bracketed}:{port}"
 
 
-def channel(uri: str, tls: TlsFiles | None, options: list[tuple[str, object]]) -> grpc.Channel:
+def channel(uri: str, tls: TlsFiles | None, options: Sequence[tuple[str, object]]) -> grpc.Channel:
     """A channel to a location: secure for ``grpc+tls://`` (which needs ``tls``), else plain."""
     scheme, _, target = uri.partition("://")
     if scheme == TLS_SCHEME:

@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from flightmanager.process import dies_with_parent
 from flightmanager.zk import credential as zk_credential
@@ -152,14 +153,15 @@ class SparkMaster(JavaDaemon):
         """The master's own account of its workers and applications (its UI's JSON)."""
         try:
             with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=2) as response:  # noqa: S310 - http, ours
-                return json.loads(response.read())  # type: ignore[no-any-return]
+                state: dict[str, object] = json.loads(response.read())
+                return state
         except (OSError, ValueError):
             return None
 
     def wait_for_workers(self, count: int, timeout: float = 120.0) -> None:
         def registered() -> bool:
-            state = self.state() or {}
-            return int(state.get("aliveworkers", 0)) >= count  # type: ignore[call-overload]
+            alive: Any = (self.state() or {}).get("aliveworkers", 0)
+            return int(alive) >= count
 
         _poll(registered, timeout, f"{count} workers did not register with the Spark master", self)
 

@@ -166,8 +166,8 @@ def _join_ipc(header: bytes | memoryview, body: bytes | memoryview) -> bytes:
 class EncodedBatch:
     """One record batch in its IPC form, ready to go on the wire."""
 
-    header: bytes
-    body: bytes
+    header: bytes | memoryview  # views into a larger IPC message, where it was split without copying
+    body: bytes | memoryview
     rows: int
 
     @classmethod
@@ -199,7 +199,7 @@ class EncodedBatch:
 
 def schema_to_bytes(schema: pa.Schema) -> bytes:
     """The schema as an encapsulated IPC message (FlightInfo.schema, SchemaResult)."""
-    return schema.serialize().to_pybytes()
+    return bytes(schema.serialize().to_pybytes())
 
 
 def schema_from_bytes(data: bytes) -> pa.Schema:
@@ -229,7 +229,7 @@ def schema_from_message(message: FlightMessage) -> pa.Schema:
 def message_type(message: FlightMessage) -> str:
     """The IPC message type ("schema", "record batch", "dictionary", ...)."""
     try:
-        return pa.ipc.read_message(pa.py_buffer(_join_ipc(message.header, message.body))).type
+        return str(pa.ipc.read_message(pa.py_buffer(_join_ipc(message.header, message.body))).type)
     except _ARROW_ERRORS as exc:
         raise MalformedData(f"not an Arrow IPC message: {exc}") from None
 

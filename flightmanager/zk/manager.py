@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from kazoo.client import KazooClient
@@ -24,8 +24,9 @@ from kazoo.exceptions import NodeExistsError
 
 from flightmanager.admission import Limits
 from flightmanager.history import Retention
-from flightmanager.manager import Node, SparkFlightManager, SpoolSettings
+from flightmanager.manager import SparkFlightManager
 from flightmanager.peers import Keepalive
+from flightmanager.records import Node, SpoolSettings
 from flightmanager.tls import TlsFiles
 from flightmanager.zk.credential import Credential
 from flightmanager.zk.history import ZooKeeperHistory
@@ -50,14 +51,14 @@ class ZnodeTooLarge(ValueError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
-class BoundedKazooClient(KazooClient):
+class BoundedKazooClient(KazooClient):  # type: ignore[misc]  # kazoo has no types
     """A kazoo client that refuses, with an error, data ZooKeeper would choke on."""
 
-    def create_async(self, path: str, value: bytes = b"", *args: object, **kwargs: object):  # type: ignore[no-untyped-def,override]
+    def create_async(self, path: str, value: bytes = b"", *args: object, **kwargs: object) -> Any:
         _check_size(path, value)
         return super().create_async(path, value, *args, **kwargs)
 
-    def set_async(self, path: str, value: bytes, version: int = -1):  # type: ignore[no-untyped-def,override]
+    def set_async(self, path: str, value: bytes, version: int = -1) -> Any:
         _check_size(path, value)
         return super().set_async(path, value, version)
 
@@ -78,14 +79,14 @@ def connect(connect_string: str, credential: Credential | None = None, timeout: 
         secured = {"auth_data": credential.auth_data, "default_acl": credential.acl}
     hosts, slash, chroot = connect_string.partition("/")
     if slash and chroot:
-        bootstrap = KazooClient(hosts=hosts, timeout=10.0, **secured)  # type: ignore[arg-type]
+        bootstrap = KazooClient(hosts=hosts, timeout=10.0, **secured)
         bootstrap.start(timeout=timeout)
         try:
             bootstrap.ensure_path("/" + chroot)
         finally:
             bootstrap.stop()
             bootstrap.close()
-    client = BoundedKazooClient(hosts=connect_string, timeout=10.0, **secured)  # type: ignore[arg-type]
+    client = BoundedKazooClient(hosts=connect_string, timeout=10.0, **secured)
     client.start(timeout=timeout)
     return client
 

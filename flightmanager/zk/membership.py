@@ -127,6 +127,7 @@ class Membership:
                 if self._stopping.is_set():
                     return
                 children, self._seen = self._seen, None
+            assert children is not None
             try:
                 self._read(children)
             except Exception:

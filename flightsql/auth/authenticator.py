@@ -27,7 +27,7 @@ from typing import Protocol
 
 from flightsql.auth.throttle import LoginThrottle
 from flightsql.auth.tokens import ANONYMOUS, Principal, TokenSigner
-from flightsql.auth.users import PathLike, UsersFileError, UserStore
+from flightsql.auth.users import PathLike, UsersFileError
 from flightsql.errors import Unauthenticated, Unavailable
 
 _LOG = logging.getLogger(__name__)
@@ -52,8 +52,9 @@ class AuthResult:
     session_id: str | None = None
 
 
-def _header(metadata: Mapping[str, str]) -> str | None:
-    """Return the ``authorization`` header value, matching the name in any case."""
+def _header(metadata: Mapping[str, object]) -> str | None:
+    """Return the ``authorization`` header value, matching the name in any case (a client
+    may send it as bytes, or as something else altogether)."""
     value = metadata.get(AUTHORIZATION)
     if value is None:
         for name, candidate in metadata.items():
@@ -97,10 +98,18 @@ def _basic_credentials(param: str) -> tuple[str, str]:
     return user, password
 
 
-class UserSource(Protocol):
-    """Where the users come from: a fixed :class:`UserStore` or a :class:`UsersFile`."""
+class Users(Protocol):
+    """The users as logins need them: a :class:`UserStore` or an LDAP directory."""
 
-    def current(self) -> UserStore: ...
+    def verify(self, user: str, password: str) -> bool: ...
+
+    def credential(self, user: str) -> str | None: ...
+
+
+class UserSource(Protocol):
+    """Where the users come from: a fixed :class:`UserStore`, a :class:`UsersFile`, a directory."""
+
+    def current(self) -> Users: ...
 
 
 class Authenticator:
@@ -112,7 +121,7 @@ class Authenticator:
         #: rations password checks and refuses users and addresses with too many failures
         self.throttle = throttle if throttle is not None else LoginThrottle()
 
-    def _store(self) -> UserStore:
+    def _store(self) -> Users:
         assert self.users is not None
         try:
             return self.users.current()

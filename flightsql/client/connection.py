@@ -84,7 +84,7 @@ def _cancel_request(info: flight.FlightInfo) -> bytes:
         size.append(byte | (0x80 if length else 0))
         if not length:
             break
-    return b"\x0a" + bytes(size) + body
+    return b"\x0a" + bytes(size) + bytes(body)
 
 
 class Connection:

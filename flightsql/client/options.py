@@ -80,7 +80,7 @@ def _non_negative(kind: type) -> Callable[[str], object]:
     return parse
 
 
-def add_query_parser(commands: argparse._SubParsersAction) -> None:
+def add_query_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``query`` subcommand to the ``flightsql`` command."""
     query = commands.add_parser(
         "query",

@@ -20,6 +20,12 @@ from typing import Any
 
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import URL, default
+from sqlalchemy.engine.interfaces import (
+    ReflectedColumn,
+    ReflectedForeignKeyConstraint,
+    ReflectedIndex,
+    ReflectedPrimaryKeyConstraint,
+)
 from sqlalchemy.sql import compiler
 
 DEFAULT_PORT = 31337
@@ -63,7 +69,7 @@ class SparkIdentifierPreparer(compiler.IdentifierPreparer):
 class SparkFlightSqlDialect(default.DefaultDialect):
     name = "flightsql"
     driver = "spark"
-    preparer = SparkIdentifierPreparer
+    preparer = SparkIdentifierPreparer  # type: ignore[assignment]  # a subclass; SQLAlchemy's stub disagrees
     paramstyle = "qmark"
     supports_statement_cache = True
     supports_native_boolean = True
@@ -145,9 +151,9 @@ class SparkFlightSqlDialect(default.DefaultDialect):
         return table_name in self._tables(connection, schema, views=False)
 
     def get_columns(self, connection: Any, table_name: str, schema: str | None = None,
-                    **kw: Any) -> list[dict[str, Any]]:
+                    **kw: Any) -> list[ReflectedColumn]:
         name = self._quote(schema, table_name) if schema else self._quote(table_name)
-        columns = []
+        columns: list[ReflectedColumn] = []
         for column, kind, comment in connection.exec_driver_sql(f"DESCRIBE TABLE {name}").fetchall():
             if not column or column.startswith("#"):
                 break  # partition and detail sections follow the columns
@@ -156,13 +162,13 @@ class SparkFlightSqlDialect(default.DefaultDialect):
         return columns
 
     def get_pk_constraint(self, connection: Any, table_name: str, schema: str | None = None,
-                          **kw: Any) -> dict[str, Any]:
+                          **kw: Any) -> ReflectedPrimaryKeyConstraint:
         return {"constrained_columns": [], "name": None}
 
     def get_foreign_keys(self, connection: Any, table_name: str, schema: str | None = None,
-                         **kw: Any) -> list[dict[str, Any]]:
+                         **kw: Any) -> list[ReflectedForeignKeyConstraint]:
         return []
 
     def get_indexes(self, connection: Any, table_name: str, schema: str | None = None,
-                    **kw: Any) -> list[dict[str, Any]]:
+                    **kw: Any) -> list[ReflectedIndex]:
         return []

@@ -65,7 +65,7 @@ def _column_values(column: pa.Array) -> list[str | None]:
 
 
 def _right_aligned(kind: pa.DataType) -> bool:
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind))
 
 
 class TableSink:

@@ -24,6 +24,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from flightmanager.flight import Flight_pb2 as fpb
 from flightsql.errors import InvalidArgument, Unimplemented
 from flightsql.protocol import FlightSql_pb2 as pb
 
@@ -31,6 +32,7 @@ TYPE_URL_PREFIX = "type.googleapis.com/"
 SessionValue: TypeAlias = str | bool | int | float | tuple[str, ...] | None
 
 _M = TypeVar("_M", bound=Message)
+_E = TypeVar("_E", bound=int)  # a protobuf enum
 
 
 # --------------------------------------------------------------------------- commands
@@ -433,14 +435,14 @@ def _opt(message: Message, field_name: str) -> _AnyType:
     return getattr(message, field_name) if message.HasField(field_name) else None
 
 
-def _enum_name(names: Mapping[int, str], number: int, what: str) -> str:
-    try:
-        return names[number]
-    except KeyError:
-        raise InvalidArgument(f"{what} has an unknown value {number}") from None
+def _enum_name(names: Mapping[_E, str], number: int, what: str) -> str:
+    for candidate, name in names.items():
+        if candidate == number:
+            return name
+    raise InvalidArgument(f"{what} has an unknown value {number}")
 
 
-def _enum_number(names: Mapping[int, str], name: str, what: str) -> int:
+def _enum_number(names: Mapping[_E, str], name: str, what: str) -> _E:
     for number, candidate in names.items():
         if candidate == name:
             return number
@@ -484,7 +486,7 @@ class _Codec:
     cls: type
     message_cls: type[Message]
     renames: Mapping[str, str] = field(default_factory=dict)
-    enums: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+    enums: Mapping[str, Mapping[_AnyType, str]] = field(default_factory=dict)
     custom_decode: Callable[[_AnyType], _AnyType] | None = None
     custom_encode: Callable[[_AnyType], Message] | None = None
 
@@ -620,10 +622,8 @@ _COMMAND_DECODERS: dict[str, _Codec] = {
 # --------------------------------------------------------------------------- session values
 
 
-def session_value_to_pb(value: SessionValue) -> Message:
+def session_value_to_pb(value: SessionValue) -> fpb.SessionOptionValue:
     """A ``SessionOptionValue`` holding ``value`` (None leaves the oneof unset)."""
-    from flightmanager.flight import Flight_pb2 as fpb
-
     if value is None:
         return fpb.SessionOptionValue()
     if isinstance(value, bool):  # before int: bool is an int subclass
@@ -656,7 +656,6 @@ def session_value_from_pb(message: _AnyType) -> SessionValue:
 
 
 def _decode_cancel_flight_info(body: bytes) -> CancelFlightInfo:
-    from flightmanager.flight import Flight_pb2 as fpb
 
     request = parse_message(fpb.CancelFlightInfoRequest, body)
     if not request.HasField("info"):
@@ -665,7 +664,6 @@ def _decode_cancel_flight_info(body: bytes) -> CancelFlightInfo:
 
 
 def _decode_renew_flight_endpoint(body: bytes) -> RenewFlightEndpoint:
-    from flightmanager.flight import Flight_pb2 as fpb
 
     request = parse_message(fpb.RenewFlightEndpointRequest, body)
     if not request.HasField("endpoint"):
@@ -674,7 +672,6 @@ def _decode_renew_flight_endpoint(body: bytes) -> RenewFlightEndpoint:
 
 
 def _decode_set_session_options(body: bytes) -> SetSessionOptions:
-    from flightmanager.flight import Flight_pb2 as fpb
 
     request = parse_message(fpb.SetSessionOptionsRequest, body)
     return SetSessionOptions(
@@ -683,14 +680,12 @@ def _decode_set_session_options(body: bytes) -> SetSessionOptions:
 
 
 def _decode_get_session_options(body: bytes) -> GetSessionOptions:
-    from flightmanager.flight import Flight_pb2 as fpb
 
     parse_message(fpb.GetSessionOptionsRequest, body)
     return GetSessionOptions()
 
 
 def _decode_close_session(body: bytes) -> CloseSession:
-    from flightmanager.flight import Flight_pb2 as fpb
 
     parse_message(fpb.CloseSessionRequest, body)
     return CloseSession()
@@ -707,7 +702,6 @@ _FLIGHT_ACTION_DECODERS: dict[str, Callable[[bytes], ActionRequest]] = {
 
 
 def _encode_flight_action(request: ActionRequest) -> bytes:
-    from flightmanager.flight import Flight_pb2 as fpb
 
     message: Message
     if isinstance(request, CancelFlightInfo):

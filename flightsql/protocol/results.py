@@ -11,7 +11,9 @@ for clients, i.e. the tests.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
+from flightmanager.flight import Flight_pb2 as fpb
 from flightsql.protocol import FlightSql_pb2 as pb
 from flightsql.protocol.commands import (
     SessionValue,
@@ -27,13 +29,28 @@ _CANCEL_QUERY = {
     "cancelling": pb.ActionCancelQueryResult.CANCEL_RESULT_CANCELLING,
     "not_cancellable": pb.ActionCancelQueryResult.CANCEL_RESULT_NOT_CANCELLABLE,
 }
-# Flight enums, by name; the numbers are those of Flight.proto.
-_CANCEL_STATUS = {"unspecified": 0, "cancelled": 1, "cancelling": 2, "not_cancellable": 3}
-_SESSION_OPTION_ERROR = {"unspecified": 0, "invalid_name": 1, "invalid_value": 2, "error": 3}
-_CLOSE_SESSION_STATUS = {"unspecified": 0, "closed": 1, "closing": 2, "not_closeable": 3}
+_CANCEL_STATUS = {
+    "unspecified": fpb.CANCEL_STATUS_UNSPECIFIED,
+    "cancelled": fpb.CANCEL_STATUS_CANCELLED,
+    "cancelling": fpb.CANCEL_STATUS_CANCELLING,
+    "not_cancellable": fpb.CANCEL_STATUS_NOT_CANCELLABLE,
+}
+_SESSION_OPTION_ERROR = {
+    "unspecified": fpb.SetSessionOptionsResult.UNSPECIFIED,
+    "invalid_name": fpb.SetSessionOptionsResult.INVALID_NAME,
+    "invalid_value": fpb.SetSessionOptionsResult.INVALID_VALUE,
+    "error": fpb.SetSessionOptionsResult.ERROR,
+}
+_CLOSE_SESSION_STATUS = {
+    "unspecified": fpb.CloseSessionResult.UNSPECIFIED,
+    "closed": fpb.CloseSessionResult.CLOSED,
+    "closing": fpb.CloseSessionResult.CLOSING,
+    "not_closeable": fpb.CloseSessionResult.NOT_CLOSEABLE,
+}
+_E = TypeVar("_E", bound=int)  # a protobuf enum
 
 
-def _number(names: Mapping[str, int], name: str, what: str) -> int:
+def _number(names: Mapping[str, _E], name: str, what: str) -> _E:
     """The enum number of ``name``; an unknown name is a programming error."""
     try:
         return names[name]
@@ -91,16 +108,12 @@ def cancel_query_result(status: str) -> bytes:
 
 def cancel_flight_info_result(status: str) -> bytes:
     """Serialized Flight CancelFlightInfoResult."""
-    from flightmanager.flight import Flight_pb2 as fpb
-
     value = _number(_CANCEL_STATUS, status, "cancel status")
     return fpb.CancelFlightInfoResult(status=value).SerializeToString()
 
 
 def set_session_options_result(errors: Mapping[str, str]) -> bytes:
     """Serialized SetSessionOptionsResult: option name -> error kind."""
-    from flightmanager.flight import Flight_pb2 as fpb
-
     result = fpb.SetSessionOptionsResult()
     for option, error in errors.items():
         result.errors[option].value = _number(_SESSION_OPTION_ERROR, error, "session option error")
@@ -109,8 +122,6 @@ def set_session_options_result(errors: Mapping[str, str]) -> bytes:
 
 def get_session_options_result(options: Mapping[str, SessionValue]) -> bytes:
     """Serialized GetSessionOptionsResult."""
-    from flightmanager.flight import Flight_pb2 as fpb
-
     result = fpb.GetSessionOptionsResult()
     for option, value in options.items():
         result.session_options[option].CopyFrom(session_value_to_pb(value))
@@ -119,8 +130,6 @@ def get_session_options_result(options: Mapping[str, SessionValue]) -> bytes:
 
 def close_session_result(status: str) -> bytes:
     """Serialized CloseSessionResult."""
-    from flightmanager.flight import Flight_pb2 as fpb
-
     value = _number(_CLOSE_SESSION_STATUS, status, "close session status")
     return fpb.CloseSessionResult(status=value).SerializeToString()
 

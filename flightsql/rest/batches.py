@@ -259,8 +259,7 @@ class Batches:
             if batch.kill and alive and batch.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(batch.pid, signal.SIGTERM)
-                self.store.update(batch_id, lambda b: (setattr(b, "state", KILLED),
-                                                       setattr(b, "reason", "killed on request")))
+                self.store.update(batch_id, _killed)
                 return
             if not alive:
                 self._end(batch_id, exit_file)
@@ -311,3 +310,7 @@ def _tail(path: Path) -> list[str]:
     except OSError:
         return []
     return [line[:LOG_LINE_CHARS] for line in text.splitlines()[-LOG_LINES:]]
+
+
+def _killed(batch: Batch) -> None:
+    batch.state, batch.reason = KILLED, "killed on request"

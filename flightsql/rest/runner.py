@@ -64,7 +64,8 @@ class FlightCaller:
                     request_serializer=pb.FlightDescriptor.SerializeToString,
                     response_deserializer=pb.PollInfo.FromString)
             call = self._poll
-        return call(descriptor, metadata=headers, timeout=300)
+        info: pb.PollInfo = call(descriptor, metadata=headers, timeout=300)
+        return info
 
     def close(self) -> None:
         with self._lock:

@@ -303,9 +303,9 @@ class LivyGateway:
             ("GET", ("sessions", "{}")): lambda: self.get_session(user, *ids),
             ("DELETE", ("sessions", "{}")): lambda: self.delete_session(user, *ids),
             ("GET", ("sessions", "{}", "state")): lambda: self.session_state(user, *ids),
-            ("GET", ("sessions", "{}", "log")): lambda: self.session_log(user, *ids, query),
-            ("GET", ("sessions", "{}", "statements")): lambda: self.list_statements(user, *ids, query),
-            ("POST", ("sessions", "{}", "statements")): lambda: self.run_statement(user, *ids, body),
+            ("GET", ("sessions", "{}", "log")): lambda: self.session_log(user, ids[0], query),
+            ("GET", ("sessions", "{}", "statements")): lambda: self.list_statements(user, ids[0], query),
+            ("POST", ("sessions", "{}", "statements")): lambda: self.run_statement(user, ids[0], body),
             ("GET", ("sessions", "{}", "statements", "{}")): lambda: self.get_statement(user, *ids),
             ("POST", ("sessions", "{}", "statements", "{}", "cancel")): lambda: self.cancel_statement(user, *ids),
             ("GET", ("batches",)): lambda: self.list_batches(user, query),
@@ -313,7 +313,7 @@ class LivyGateway:
             ("GET", ("batches", "{}")): lambda: self.get_batch(user, *ids),
             ("DELETE", ("batches", "{}")): lambda: self.delete_batch(user, *ids),
             ("GET", ("batches", "{}", "state")): lambda: self.batch_state(user, *ids),
-            ("GET", ("batches", "{}", "log")): lambda: self.batch_log(user, *ids, query),
+            ("GET", ("batches", "{}", "log")): lambda: self.batch_log(user, ids[0], query),
         }
         handler = handlers.get((method, shape))
         if handler is None:
@@ -445,7 +445,7 @@ def _handler(gateway: LivyGateway) -> type[BaseHTTPRequestHandler]:
 def _http_status(error: FlightSqlError) -> HTTPStatus:
     import grpc
 
-    code = getattr(error, "code", None)
+    code: Any = getattr(error, "code", None)
     return {
         grpc.StatusCode.INVALID_ARGUMENT: HTTPStatus.BAD_REQUEST,
         grpc.StatusCode.NOT_FOUND: HTTPStatus.NOT_FOUND,

@@ -404,7 +404,7 @@ def _reads(analysed: Node, context: Context) -> list[Access]:
                 if table:
                     found.append(Access(Privilege.SELECT, table))
         elif name.startswith("DataSourceV2"):
-            ident = node.fields.get("identifier")
+            ident: Any = node.fields.get("identifier")
             named = isinstance(ident, dict) and "name" in ident
             names = [*_names(ident.get("namespace")), ident["name"]] if named else []
             table = qualify(names, context) if names else None
@@ -457,12 +457,17 @@ def inspect(spark: SparkSession, sql: str, parameter_count: int = 0, analysed_pl
     return facts
 
 
+def _skip_commands(spark: SparkSession) -> Any:
+    """Spark's execution mode that analyses a command without running it."""
+    jvm: Any = spark._jvm
+    return getattr(getattr(jvm.org.apache.spark.sql.execution, "CommandExecutionMode$"), "MODULE$").SKIP()
+
+
 def _analysed(spark: SparkSession, parsed_plan: Any, parameter_count: int) -> Node | None:
     """The analysed plan of a parsed one, commands not run; None where it does not analyse."""
     try:
         plan = _bound_to_null(spark, parsed_plan, parameter_count) if parameter_count else parsed_plan
-        jvm = spark._jvm
-        skip = getattr(getattr(jvm.org.apache.spark.sql.execution, "CommandExecutionMode$"), "MODULE$").SKIP()
+        skip = _skip_commands(spark)
         return parse_trees(json.loads(spark._jsparkSession.sessionState().executePlan(plan, skip).analyzed().toJSON()))
     except Exception as exc:  # noqa: BLE001 - judged on the parsed plan; the error surfaces on execution
         log.debug("statement judged on its parsed plan (analysis failed: %s)", str(exc).splitlines()[0][:200])
@@ -507,7 +512,7 @@ def _bound_to_null(spark: SparkSession, plan: Any, count: int) -> Any:
 
 def _bound(spark: SparkSession, plan: Any, values: list[Any]) -> Any:
     """``plan`` with its positional markers bound to literals of ``values``."""
-    jvm = spark._jvm
+    jvm: Any = spark._jvm
     literal = getattr(getattr(jvm.org.apache.spark.sql.catalyst.expressions, "Literal$"), "MODULE$")
     literals = jvm.java.util.ArrayList()
     for value in values:
@@ -538,7 +543,7 @@ def parameter_types(spark: SparkSession, sql: str, count: int) -> list[str | Non
         if all(types):
             return types
         plan = _bound(spark, parsed, [f"{_MARKER}{i}" for i in range(count)])
-        skip = getattr(getattr(spark._jvm.org.apache.spark.sql.execution, "CommandExecutionMode$"), "MODULE$").SKIP()
+        skip = _skip_commands(spark)
         nodes = json.loads(state.executePlan(plan, skip).analyzed().toJSON())
     except Exception as exc:  # noqa: BLE001 - no types implied; the values decide when bound
         log.debug("parameter types not inferred: %s", str(exc).splitlines()[0][:200])
@@ -582,8 +587,9 @@ def _inserted_types(spark: SparkSession, parsed: Any, count: int) -> list[str | 
         return types  # some markers stand inside expressions: their numbers are not known here
     order = sorted(position for _, position in whole)  # markers are numbered by where they stand
     for column, position in whole:
-        if column < len(targets) and isinstance(targets[column], str):
-            types[order.index(position)] = targets[column]
+        target = targets[column] if column < len(targets) else None
+        if isinstance(target, str):
+            types[order.index(position)] = target
     return types
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -169,7 +169,7 @@ def tables(
     from flightmanager.manager import arrow_schema
 
     entries = table_entries(spark, catalog, schema_pattern, table_pattern, table_types)
-    columns: dict[str, list] = {
+    columns: dict[str, list[Any]] = {
         "catalog_name": [e.catalog for e in entries],
         "db_schema_name": [e.db_schema for e in entries],
         "table_name": [e.name for e in entries],

@@ -6,8 +6,10 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from flightmanager import metrics
 from flightmanager.flight.service import bind_server, check_free, serve
@@ -42,12 +44,16 @@ from flightsql.server.writes import TableWrites
 from flightsql.settings import Settings
 from flightsql.web.server import StatusServer
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
 log = logging.getLogger("flightsql.node")
 
 VERSION = "0.1.0"
 
 
-def build_spark(settings: Settings):  # type: ignore[no-untyped-def]
+def build_spark(settings: Settings) -> SparkSession:
     # Executors' Python workers must use this interpreter (it has pyarrow and us).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if settings.spark_ui and settings.host not in ("0.0.0.0", "::", ""):
@@ -296,7 +302,7 @@ class FlightSqlNode:
         if not quiet:
             log.info("stopping")
         part = self.__dict__.get
-        steps = [
+        steps: list[tuple[str, Callable[[Any], object], Any]] = [
             ("REST API", lambda server: server.stop(), part("rest_server")),
             ("status page", lambda server: server.stop(), part("status_server")),
             ("results", lambda manager: manager.stop(reason), part("manager")),
@@ -343,9 +349,9 @@ def forget_spark() -> None:
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    SparkContext._gateway = None  # type: ignore[assignment]
-    SparkContext._jvm = None  # type: ignore[assignment]
-    SparkContext._active_spark_context = None  # type: ignore[assignment]
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    SparkContext._active_spark_context = None
     SparkSession._instantiatedSession = None
     SparkSession._activeSession = None
 

@@ -105,7 +105,7 @@ class ResultCache:
             self._asked[key] = False
 
     def fits(self, table: pa.Table) -> bool:
-        return table.num_rows <= self.max_rows and table.nbytes <= self.max_bytes
+        return bool(table.num_rows <= self.max_rows and table.nbytes <= self.max_bytes)
 
     def put(self, key: str, table: pa.Table, read: Mapping[str, int]) -> None:
         with self._lock:

@@ -33,8 +33,9 @@ from flightmanager.flight.wire import (
     schema_to_bytes,
 )
 from flightmanager.log_context import query_context
-from flightmanager.manager import Submitted, arrow_schema
+from flightmanager.manager import arrow_schema
 from flightmanager.query import QueryState
+from flightmanager.records import Submitted
 from flightmanager.spool import Hangup
 from flightsql.auth import Authenticator, Principal
 from flightsql.auth.throttle import peer_address
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from flightmanager.manager import SparkFlightManager
+    from flightsql.catalog.sql_info import SqlInfoCatalog
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +142,7 @@ class FlightSqlService(FlightService):
         self.writes = writes if writes is not None else TableWrites()
         self.results = results if results is not None else ResultCache(self.writes.version, ttl=0)
         self.prepared = PreparedStatements(handles if handles is not None else Handles(secrets.token_bytes(32)))
-        self._sql_info = None
+        self._sql_info: SqlInfoCatalog | None = None
         self._sql_info_lock = threading.Lock()
 
     # -- calls ---------------------------------------------------------------
@@ -265,7 +267,7 @@ class FlightSqlService(FlightService):
             raise Unimplemented("CommandStatementSubstraitPlan: Substrait plans are not supported")
         raise InvalidArgument(f"{command.name} is not a command for GetFlightInfo")
 
-    def sql_info(self):  # type: ignore[no-untyped-def]
+    def sql_info(self) -> SqlInfoCatalog:
         with self._sql_info_lock:
             if self._sql_info is None:
                 from flightsql.catalog.facts import engine_facts
@@ -494,7 +496,7 @@ class FlightSqlService(FlightService):
             _no_transactions(command.transaction_id, command.name)
             for _ in batches:
                 pass
-            count = self._update(call, classify(spark, command.query, self.statement_limits), [None])
+            count = self._update(call, classify(spark, command.query, self.statement_limits), _UNBOUND)
             yield pb.PutResult(app_metadata=results.do_put_update_result(count))
         elif isinstance(command, cmd.CommandStatementIngest):
             table = self._authorize_ingest(spark, call.principal.user, command)
@@ -512,8 +514,8 @@ class FlightSqlService(FlightService):
             yield pb.PutResult(app_metadata=results.do_put_prepared_statement_result(handle))
         elif isinstance(command, cmd.CommandPreparedStatementUpdate):
             prepared = self._prepared(call, command.handle)
-            rows = parameter_rows(list(batches)) or prepared.parameters or [None]
-            count = self._update(call, prepared.statement, rows)
+            bound: list[Any] = parameter_rows(list(batches)) or prepared.parameters
+            count = self._update(call, prepared.statement, bound or _UNBOUND)
             yield pb.PutResult(app_metadata=results.do_put_update_result(count))
         else:
             raise InvalidArgument(f"{command.name} is not a command for DoPut")
@@ -639,8 +641,12 @@ class FlightSqlService(FlightService):
             yield pb.ActionType(type=name, description=description)
 
 
+#: the rows of a statement run once, without parameters
+_UNBOUND: list[Any] = [None]
+
+
 def request_name(action: Any) -> str:
-    return getattr(action, "action_type", None) or getattr(action, "name", type(action).__name__)
+    return str(getattr(action, "action_type", None) or getattr(action, "name", type(action).__name__))
 
 
 #: the descriptor a client polls a query again with: this prefix and the query's ticket

@@ -248,13 +248,14 @@ class ClientSession:
         for name, value in state.conf.items():
             spark.conf.set(name, value)
         self.options = dict(state.options)
-        for setter, value in ((spark.catalog.setCurrentCatalog, state.catalog),
-                              (spark.catalog.setCurrentDatabase, state.schema)):
-            if value is not None:
+        places: tuple[tuple[Callable[[str], None], str | None], ...] = (
+            (spark.catalog.setCurrentCatalog, state.catalog), (spark.catalog.setCurrentDatabase, state.schema))
+        for setter, place in places:
+            if place is not None:
                 try:
-                    setter(value)
+                    setter(place)
                 except Exception as exc:  # noqa: BLE001 - dropped since it was recorded
-                    log.info("session %s: %s is gone, left as is: %s", self.session_id[:8], value, exc)
+                    log.info("session %s: %s is gone, left as is: %s", self.session_id[:8], place, exc)
 
 
 def _changed_conf(spark: SparkSession, defaults: Mapping[str, str]) -> dict[str, str]:

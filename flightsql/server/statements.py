@@ -78,7 +78,7 @@ def classify(spark: SparkSession, sql: str, limits: StatementLimits = StatementL
     if depth > limits.max_depth:
         raise InvalidArgument(f"the statement nests brackets {depth:,} deep; this server takes at most "
                               f"{limits.max_depth} levels (--max-statement-depth)")
-    jvm = spark._jvm
+    jvm: Any = spark._jvm
     plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(sql)
     command_class = jvm.java.lang.Class.forName("org.apache.spark.sql.catalyst.plans.logical.Command")
     name = plan.getClass().getSimpleName()

@@ -35,7 +35,7 @@ DEFAULT_WAIT = 300.0
 
 
 class _Lock(Protocol):
-    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool: ...
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
 
     def release(self) -> object: ...
 
@@ -57,7 +57,8 @@ class TableWrites:
     def _lock(self, table: str) -> _Lock:
         key = table_key(table)
         if self._client is not None and self._paths is not None:
-            return self._client.Lock(self._paths.writes(key), self._holder)
+            lock: _Lock = self._client.Lock(self._paths.writes(key), self._holder)
+            return lock
         with self._guard:
             return self._local.setdefault(key, threading.Lock())
 

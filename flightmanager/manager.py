@@ -21,14 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import grpc
 import pyarrow as pa
 
 from flightmanager import lifecycle, metrics
 from flightmanager.admission import Admission, Limits
 from flightmanager.budget import ByteBudget
 from flightmanager.claims import Claim, manifests
-from flightmanager.errors import FlightManagerError, NotOwner, QueryCancelled, ResultNotFound, ServerBusy
+from flightmanager.errors import FlightManagerError, NotOwner, QueryCancelled, ResultNotFound, ServerBusy, failure
 from flightmanager.flight.wire import EncodedBatch
 from flightmanager.history import History, MemoryHistory
 from flightmanager.keys import push_mac
@@ -42,7 +41,7 @@ from flightmanager.query import QueryState
 # the records are importable from here too, where the manager's users have always found them
 from flightmanager.records import Endpoint, Node, Progress, QueryRecord, SpoolSettings, Submitted
 from flightmanager.registry import MemoryRegistry, QueryInfo, Registry, changed
-from flightmanager.spark_failures import describe_failure
+from flightmanager.spark_errors import describe_failure
 from flightmanager.spool import Hangup, ResultSpool
 from flightmanager.status import ClusterStatus, QueryStatus, Served, StreamTally, merge
 from flightmanager.tls import TlsFiles
@@ -814,14 +813,9 @@ def _ended(info: QueryInfo, end: lifecycle.RecordEnd) -> QueryInfo | None:
 
 def _error(info: QueryInfo) -> FlightManagerError:
     """The error a registry record carries, as the exception a reader gets."""
-    error: FlightManagerError
     if info.state == QueryState.CANCELLED.value:
-        error = QueryCancelled(info.error or f"query {info.query_id} was cancelled")
-    else:
-        error = FlightManagerError(info.error or f"query {info.query_id} failed")
-        if info.error_code and hasattr(grpc.StatusCode, info.error_code):
-            error.code = getattr(grpc.StatusCode, info.error_code)
-    return error
+        return QueryCancelled(info.error or f"query {info.query_id} was cancelled")
+    return failure(info.error_code, info.error or f"query {info.query_id} failed")
 
 
 def _one_line(sql: str, limit: int = 2000) -> str:

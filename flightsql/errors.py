@@ -1,9 +1,11 @@
 """Errors of the Flight SQL layer, each carrying the gRPC status a client sees.
 
-Every error a handler raises derives from :class:`FlightSqlError`.  The server turns
-them into gRPC statuses in exactly one place (``flightsql.server.status``); anything
-else that escapes a handler is logged with its traceback and reported as INTERNAL
-without leaking internals to the client.
+Every error a handler raises derives from :class:`FlightSqlError` (or, from the layer
+below, :class:`flightmanager.errors.FlightManagerError`), with its status on its class.
+The server turns them into gRPC statuses in exactly one place
+(:mod:`flightmanager.flight.status`), Spark's errors through the one classifier
+(:mod:`flightmanager.spark_errors`); anything else that escapes a handler is logged with
+its traceback and reported as INTERNAL without leaking internals to the client.
 """
 
 from __future__ import annotations

@@ -1,16 +1,12 @@
-"""A Flight service on grpcio: RPC plumbing and the one place errors become statuses.
+"""A Flight service on grpcio: the RPC plumbing.
 
 Subclasses override the RPCs they offer; every other RPC answers UNIMPLEMENTED.
-Handlers raise exceptions that carry a ``code`` attribute (a ``grpc.StatusCode``);
-:func:`status_of` turns any exception into (code, message), logging unexpected
-ones with their traceback and never sending a traceback to the client.
+Whatever a handler raises is answered by :func:`flightmanager.flight.status.status_of`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
@@ -18,54 +14,13 @@ from typing import Any
 
 import grpc
 
+from flightmanager.errors import MalformedRequest, Unsupported
 from flightmanager.flight import Flight_pb2 as pb
+from flightmanager.flight.status import ErrorMapper, status_of
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "arrow.flight.protocol.FlightService"
-
-ErrorMapper = Callable[[BaseException], "tuple[grpc.StatusCode, str] | None"]
-
-
-def known_status(exc: BaseException, mapper: ErrorMapper | None = None) -> tuple[grpc.StatusCode, str] | None:
-    """The gRPC status an exception names (its ``code``, or the mapper's), or None if it names none."""
-    if mapper is not None:
-        mapped = mapper(exc)
-        if mapped is not None:
-            return mapped
-    code = getattr(exc, "code", None)
-    if isinstance(code, grpc.StatusCode):
-        return code, str(getattr(exc, "message", None) or exc)
-    if type(exc) is grpc.RpcError:
-        # what grpcio raises to a handler reading the requests of a call its client ended
-        return grpc.StatusCode.CANCELLED, "the client ended the call"
-    return None
-
-
-def status_of(exc: BaseException, mapper: ErrorMapper | None = None) -> tuple[grpc.StatusCode, str]:
-    """The gRPC status for an exception raised by a handler.
-
-    An unexpected failure is logged whole under a reference; the client gets the
-    reference and one short line (no stack, no path of the server's)."""
-    known = known_status(exc, mapper)
-    if known is not None:
-        return known
-    reference = secrets.token_hex(4)
-    log.error("internal error %s", reference, exc_info=exc)
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    summary = without_paths(first)[:200]
-    return grpc.StatusCode.INTERNAL, f"internal error {reference} (the node's log has the details): " \
-                                     f"{type(exc).__name__}{': ' + summary if summary else ''}"
-
-
-_STORAGE_URI = re.compile(r"\b(?:file|hdfs|s3a?|s3n|gs|abfss?|wasbs?|viewfs|jar):(?://[^/\s]*)?/(?:[^/\s'\"`]*/)*")
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^/\s'\"`:]+/)+")
-
-
-def without_paths(text: str) -> str:
-    """``text`` with the directories of absolute paths and storage URIs left out
-    (``…/name``): the layout of a node's disks is no client's business."""
-    return _ABSOLUTE_PATH.sub("…/", _STORAGE_URI.sub("…/", text))
 
 
 class FlightService:
@@ -109,12 +64,8 @@ class FlightService:
         return []
 
 
-class _Unimplemented(Exception):
-    code = grpc.StatusCode.UNIMPLEMENTED
-
-
-def _unimplemented(what: str) -> _Unimplemented:
-    return _Unimplemented(f"{what} is not supported by this service")
+def _unimplemented(what: str) -> Unsupported:
+    return Unsupported(f"{what} is not supported by this service")
 
 
 def _serialize(message: Any) -> bytes:
@@ -125,9 +76,13 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-def _abort(context: grpc.ServicerContext, exc: BaseException, mapper: ErrorMapper | None) -> None:
-    code, message = status_of(exc, mapper)
+def _abort(context: grpc.ServicerContext, exc: BaseException, mapper: ErrorMapper | None, call: str) -> None:
+    code, message = status_of(exc, mapper, call)
     context.abort(code, message)
+
+
+def _call_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__name__", "call").replace("_", " ")
 
 
 def _guard_unary(service: FlightService, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -135,7 +90,7 @@ def _guard_unary(service: FlightService, fn: Callable[..., Any]) -> Callable[...
         try:
             return fn(request, context)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status
-            _abort(context, exc, service.error_mapper)
+            _abort(context, exc, service.error_mapper, _call_name(fn))
 
     return handler
 
@@ -145,15 +100,9 @@ def _guard_stream(service: FlightService, fn: Callable[..., Iterable[Any]]) -> C
         try:
             yield from fn(request, context)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status
-            _abort(context, exc, service.error_mapper)
+            _abort(context, exc, service.error_mapper, _call_name(fn))
 
     return handler
-
-
-class MalformedRequest(Exception):
-    """A request that is not the protobuf message its RPC takes."""
-
-    code = grpc.StatusCode.INVALID_ARGUMENT
 
 
 def _parse(message_cls: Any, raw: bytes) -> Any:

@@ -13,16 +13,11 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import grpc
 import pyarrow as pa
 
+from flightmanager.errors import MalformedData
+
 _CONTINUATION = b"\xff\xff\xff\xff"
-
-class MalformedData(ValueError):
-    """A FlightData message or Arrow IPC data that cannot be read: the sender's fault."""
-
-    code = grpc.StatusCode.INVALID_ARGUMENT
-
 
 #: the deepest nesting of types a received schema may have (Arrow's readers and Spark's
 #: converters recurse per level)

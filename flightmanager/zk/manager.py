@@ -18,11 +18,11 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
-import grpc
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError
 
 from flightmanager.admission import Limits
+from flightmanager.errors import ZnodeTooLarge
 from flightmanager.history import Retention
 from flightmanager.manager import SparkFlightManager
 from flightmanager.peers import Keepalive
@@ -43,12 +43,6 @@ log = logging.getLogger(__name__)
 #: is not refused but answered by closing the session's connection, which kazoo opens
 #: again and sends the same request on: a loop that wedges every user of the client
 MAX_ZNODE = 512 * 1024
-
-
-class ZnodeTooLarge(ValueError):
-    """A write past :data:`MAX_ZNODE`, refused before it reaches ZooKeeper."""
-
-    code = grpc.StatusCode.INVALID_ARGUMENT
 
 
 class BoundedKazooClient(KazooClient):  # type: ignore[misc]  # kazoo has no types

@@ -22,9 +22,10 @@ import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from flightmanager import metrics
-from flightmanager.errors import FlightManagerError
+from flightmanager.errors import failure
 from flightmanager.flight import Flight_pb2 as pb
-from flightmanager.flight.service import FlightService, known_status
+from flightmanager.flight.service import FlightService
+from flightmanager.flight.status import known_status
 from flightmanager.flight.wire import (
     decode_stream,
     parse_flight_data,
@@ -36,6 +37,7 @@ from flightmanager.log_context import query_context
 from flightmanager.manager import arrow_schema
 from flightmanager.query import QueryState
 from flightmanager.records import Submitted
+from flightmanager.spark_errors import spark_status
 from flightmanager.spool import Hangup
 from flightsql.auth import Authenticator, Principal
 from flightsql.auth.throttle import peer_address
@@ -63,7 +65,6 @@ from flightsql.server.statements import (
     parameter_schema,
     reads_no_data,
 )
-from flightsql.server.status import spark_status
 from flightsql.server.streams import OpenStreams
 from flightsql.server.tickets import Handles, Tickets
 from flightsql.server.writes import TableWrites
@@ -230,9 +231,7 @@ class FlightSqlService(FlightService):
         except Exception as exc:
             known = known_status(exc, self.error_mapper)
             if known is not None:  # an unexpected failure is logged and reported where it surfaces
-                error = FlightManagerError(known[1])
-                error.code = known[0]
-                self.manager.rejected(user, sql, error)
+                self.manager.rejected(user, sql, failure(known.code, known.message))
             raise
 
     def _metadata(self, spark: SparkSession, command: Any, user: str) -> pa.Table:

@@ -17,7 +17,8 @@ from flightmanager.errors import (
     ResultNotFound,
 )
 from flightmanager.flight import Flight_pb2 as pb
-from flightmanager.flight.service import SERVICE_NAME, FlightService, start_server, status_of
+from flightmanager.flight.service import SERVICE_NAME, FlightService, start_server
+from flightmanager.flight.status import status_of
 
 TIMEOUT = 10
 

@@ -13,7 +13,7 @@ import pytest
 from flightsql import settings as settings_module
 from flightsql.errors import InvalidArgument, PermissionDenied
 from flightsql.server.statements import count_parameter_markers, parameter_rows, parameter_schema, scan
-from flightsql.server.status import clean_message
+from flightmanager.spark_errors import clean_message
 from flightsql.server.tickets import Handles, ResultTicket, StatementHandle, Tickets
 from flightsql.settings import Settings, load, parse_size
 

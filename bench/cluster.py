@@ -381,10 +381,12 @@ def read_endpoints(uri: str, sql: str) -> dict[str, Any]:
     """GetFlightInfo, then every endpoint read on its own (one after the other) with pyarrow."""
     import pyarrow.flight as flight
 
+    from flightsql.protocol import codec
+
     from flightsql.protocol import commands as cmd
 
     client = flight.connect(uri)
-    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=sql)))
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query=sql)))
     t0 = time.perf_counter()
     info = client.get_flight_info(descriptor)
     info_seconds = time.perf_counter() - t0

@@ -62,6 +62,7 @@ def reader(uri: str, sql: str, timeout: float, wait_for_cut: bool) -> dict[str, 
     import pyarrow.flight as flight
 
     from flightsql.client.connection import KEEPALIVE
+    from flightsql.protocol import codec
     from flightsql.protocol import commands as cmd
 
     def connect(location: str) -> tuple[Any, Any]:
@@ -72,7 +73,7 @@ def reader(uri: str, sql: str, timeout: float, wait_for_cut: bool) -> dict[str, 
 
     started = time.monotonic()
     client, options = connect(uri)
-    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=sql)))
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query=sql)))
     info = client.get_flight_info(descriptor, options)
     results: list[dict[str, Any]] = [{} for _ in info.endpoints]
     first = threading.Condition()

@@ -36,6 +36,7 @@ def _summary(table: pa.Table) -> dict[str, Any]:
 
 
 def read_flight(args: argparse.Namespace) -> dict[str, Any]:
+    from flightsql.protocol import codec
     from flightsql.protocol import commands as cmd
 
     started = time.monotonic()
@@ -50,10 +51,10 @@ def read_flight(args: argparse.Namespace) -> dict[str, Any]:
     client, options = connect(args.uri)
     for statement in args.before:
         ahead = client.get_flight_info(
-            flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=statement))), options)
+            flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query=statement))), options)
         for endpoint in ahead.endpoints:
             client.do_get(endpoint.ticket, options).read_all()
-    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=args.sql)))
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query=args.sql)))
     info = client.get_flight_info(descriptor, options)
     endpoints: list[dict[str, Any]] = [{} for _ in info.endpoints]
     progress = threading.Condition()

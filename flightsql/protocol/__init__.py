@@ -1,10 +1,17 @@
 """The Flight SQL wire protocol: commands, actions and results as plain Python values.
 
-Only :mod:`flightsql.protocol.commands` and :mod:`flightsql.protocol.results`
-touch protobuf; everything else in the server works with the dataclasses and
-byte strings they expose.
+:mod:`flightsql.protocol.commands` holds the commands and action requests as
+dataclasses; only :mod:`flightsql.protocol.codec` (requests) and
+:mod:`flightsql.protocol.results` (answers) touch protobuf.
 """
 
+from flightsql.protocol.codec import (
+    decode_action,
+    decode_command,
+    encode_action_body,
+    encode_command,
+    message_name,
+)
 from flightsql.protocol.commands import (
     ActionRequest,
     BeginSavepoint,
@@ -39,11 +46,6 @@ from flightsql.protocol.commands import (
     SessionValue,
     SetSessionOptions,
     TicketStatementQuery,
-    decode_action,
-    decode_command,
-    encode_action_body,
-    encode_command,
-    message_name,
 )
 from flightsql.protocol.results import (
     begin_savepoint_result,

@@ -15,13 +15,8 @@ from typing import TypeVar
 
 from flightmanager.flight import Flight_pb2 as fpb
 from flightsql.protocol import FlightSql_pb2 as pb
-from flightsql.protocol.commands import (
-    SessionValue,
-    pack_message,
-    parse_message,
-    session_value_to_pb,
-    unpack_message,
-)
+from flightsql.protocol.codec import pack_message, parse_message, session_value_to_pb, unpack_message
+from flightsql.protocol.commands import SessionValue
 
 _CANCEL_QUERY = {
     "unspecified": pb.ActionCancelQueryResult.CANCEL_RESULT_UNSPECIFIED,
@@ -110,6 +105,13 @@ def cancel_flight_info_result(status: str) -> bytes:
     """Serialized Flight CancelFlightInfoResult."""
     value = _number(_CANCEL_STATUS, status, "cancel status")
     return fpb.CancelFlightInfoResult(status=value).SerializeToString()
+
+
+def renewed_endpoint(endpoint: bytes, expires_at: float) -> bytes:
+    """The serialized FlightEndpoint of a RenewFlightEndpoint request, expiring at ``expires_at``."""
+    renewed = fpb.FlightEndpoint.FromString(endpoint)
+    renewed.expiration_time.FromNanoseconds(int(expires_at * 1e9))
+    return renewed.SerializeToString()
 
 
 def set_session_options_result(errors: Mapping[str, str]) -> bytes:

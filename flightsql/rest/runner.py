@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from flightmanager.flight import Flight_pb2 as pb
+from flightsql.protocol import codec
 from flightsql.protocol import commands as cmd
 from flightsql.rest.livy import Statement, StatementState, error_output, json_value, ok_output
 from flightsql.rest.store import RestStore
@@ -131,7 +132,7 @@ class StatementRunner:
     def _complete(self, session_id: int, statement: Statement, headers: Callable[[], Headers]) -> pb.FlightInfo | None:
         """Submit the statement and poll it until its result is complete, recording its
         progress; None if it was cancelled meanwhile (its query is cancelled too)."""
-        descriptor = pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=cmd.encode_command(
+        descriptor = pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=codec.encode_command(
             cmd.CommandStatementQuery(query=statement.code)))
         interval = 0.05
         cancel_asked, ended = self.store.cancel_watch(session_id, statement.id)
@@ -186,7 +187,7 @@ class StatementRunner:
         return output
 
     def _cancel(self, info: pb.FlightInfo, headers: Callable[[], Headers]) -> None:
-        body = cmd.encode_action_body(cmd.CancelFlightInfo(info=info.SerializeToString()))
+        body = codec.encode_action_body(cmd.CancelFlightInfo(info=info.SerializeToString()))
         try:
             list(self.caller.client().do_action(flight.Action("CancelFlightInfo", body), call_options(headers())))
         except (flight.FlightError, pa.ArrowException) as error:

@@ -24,6 +24,7 @@ import pyarrow.flight as flight
 
 from flightsql.auth import Authenticator
 from flightsql.errors import FlightSqlError, Unauthenticated
+from flightsql.protocol import codec
 from flightsql.protocol import commands as cmd
 from flightsql.rest import openapi
 from flightsql.rest.batches import FINISHED, Batch, BatchError, Batches
@@ -159,7 +160,7 @@ class LivyGateway:
             raise RestError(HTTPStatus.BAD_REQUEST, f"the value of {key} may not hold ';' or line breaks")
         # SET takes the rest of the statement as the value, as written
         descriptor = flight.FlightDescriptor.for_command(
-            cmd.encode_command(cmd.CommandStatementQuery(query=f"SET {key} = {value}")))
+            codec.encode_command(cmd.CommandStatementQuery(query=f"SET {key} = {value}")))
         try:
             self.runner.caller.client().get_flight_info(descriptor, call_options(self._headers(session)()))
         except (flight.FlightError, pa.ArrowException) as error:
@@ -190,7 +191,7 @@ class LivyGateway:
 
     def _close_flight_session(self, session: Session) -> None:
         try:
-            body = cmd.encode_action_body(cmd.CloseSession())
+            body = codec.encode_action_body(cmd.CloseSession())
             options = call_options(self._headers(session)())
             list(self.runner.caller.client().do_action(flight.Action("CloseSession", body), options))
         except (flight.FlightError, pa.ArrowException) as error:

@@ -12,10 +12,10 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import pyarrow as pa
@@ -42,9 +42,10 @@ from flightmanager.spool import Hangup
 from flightsql.auth import Authenticator, Principal
 from flightsql.auth.throttle import peer_address
 from flightsql.catalog import schemas
+from flightsql.catalog.xdbc_types import xdbc_type_info
 from flightsql.errors import InvalidArgument, NotFound, Unavailable, Unimplemented
+from flightsql.protocol import codec, results
 from flightsql.protocol import commands as cmd
-from flightsql.protocol import results
 from flightsql.security.guard import Gate
 from flightsql.security.plan import Access, PlanFacts, Privilege, TableName, parameter_types
 from flightsql.security.policy import Authorizer
@@ -78,6 +79,8 @@ if TYPE_CHECKING:
     from flightsql.catalog.sql_info import SqlInfoCatalog
 
 log = logging.getLogger(__name__)
+
+_H = TypeVar("_H")  # a handler in an RPC's table
 
 #: in "auto" mode, a plan that reads no data source and yields at most this many rows
 #: is answered from the driver, without a distributed job
@@ -145,6 +148,52 @@ class FlightSqlService(FlightService):
         self.prepared = PreparedStatements(handles if handles is not None else Handles(secrets.token_bytes(32)))
         self._sql_info: SqlInfoCatalog | None = None
         self._sql_info_lock = threading.Lock()
+        # one table per RPC: which handler answers which command
+        self._listings: dict[type, Callable[[Call, Any], pa.Table]] = {
+            cmd.CommandGetCatalogs: lambda call, c: metadata.catalogs(call.session.spark),
+            cmd.CommandGetDbSchemas: lambda call, c: metadata.db_schemas(
+                call.session.spark, c.catalog, c.db_schema_filter_pattern),
+            cmd.CommandGetTables: lambda call, c: metadata.tables(
+                call.session.spark, c.catalog, c.db_schema_filter_pattern, c.table_name_filter_pattern,
+                c.table_types, c.include_schema),
+            cmd.CommandGetTableTypes: lambda call, c: metadata.table_types(),
+            cmd.CommandGetSqlInfo: lambda call, c: self.sql_info().table(c.info),
+            cmd.CommandGetXdbcTypeInfo: lambda call, c: xdbc_type_info(c.data_type),
+            cmd.CommandGetPrimaryKeys: self._primary_keys,
+            cmd.CommandGetExportedKeys: self._foreign_keys,
+            cmd.CommandGetImportedKeys: self._foreign_keys,
+            cmd.CommandGetCrossReference: self._cross_reference,
+        }
+        self._flights: dict[type, Callable[[Call, Any], Submitted]] = {
+            cmd.CommandStatementQuery: self._flight_statement,
+            cmd.CommandPreparedStatementQuery: self._flight_prepared,
+            cmd.CommandStatementSubstraitPlan: _substrait_plan,
+            **dict.fromkeys(self._listings, self._flight_listing),
+        }
+        self._schemas: dict[type, Callable[[Call, Any], pa.Schema]] = {
+            cmd.CommandStatementQuery: self._statement_query_schema,
+            cmd.CommandPreparedStatementQuery: lambda call, c: (
+                self._prepared(call, c.handle).dataset_schema or pa.schema([])),
+            **dict.fromkeys(_METADATA_SCHEMAS, _listing_schema),
+        }
+        self._uploads: dict[type, Callable[[Call, Any, pa.Schema, Iterator[pa.RecordBatch]], bytes]] = {
+            cmd.CommandStatementUpdate: self._put_update,
+            cmd.CommandStatementIngest: self._put_ingest,
+            cmd.CommandPreparedStatementQuery: self._put_parameters,
+            cmd.CommandPreparedStatementUpdate: self._put_prepared_update,
+        }
+        self._actions: dict[type, Callable[[Call, Any, grpc.ServicerContext], bytes | None]] = {
+            cmd.CreatePreparedStatement: self._create_prepared,
+            cmd.ClosePreparedStatement: lambda call, a, context: self.prepared.remove(a.handle, call.principal.user),
+            cmd.CancelFlightInfo: self._cancel,
+            cmd.CancelQuery: self._cancel,
+            cmd.RenewFlightEndpoint: self._renew,
+            cmd.SetSessionOptions: self._set_session_options,
+            cmd.GetSessionOptions: self._get_session_options,
+            cmd.CloseSession: self._close_session,
+            **dict.fromkeys((cmd.BeginTransaction, cmd.EndTransaction, cmd.BeginSavepoint, cmd.EndSavepoint),
+                            _transactions),
+        }
 
     # -- calls ---------------------------------------------------------------
     def _call(self, context: grpc.ServicerContext) -> Call:
@@ -179,28 +228,32 @@ class FlightSqlService(FlightService):
     def get_flight_info(self, request: pb.FlightDescriptor, context: grpc.ServicerContext) -> pb.FlightInfo:
         call = self._call(context)
         self._no_new_work()
-        command = _command(request)
+        command = codec.descriptor_command(request)
         submitted = self._flight(call, command)
         return self._flight_info(request, submitted, call.principal.user)
 
     def _flight(self, call: Call, command: Any) -> Submitted:
-        spark = call.session.spark
+        return _handler(self._flights, command, "GetFlightInfo")(call, command)
+
+    def _flight_statement(self, call: Call, command: cmd.CommandStatementQuery) -> Submitted:
+        _no_transactions(command.transaction_id, command.name)
+        with self._refusals_listed(call.principal.user, command.query):
+            return self._execute(call, classify(call.session.spark, command.query, self.statement_limits), None)
+
+    def _flight_prepared(self, call: Call, command: cmd.CommandPreparedStatementQuery) -> Submitted:
+        prepared = self._prepared(call, command.handle)
+        rows = prepared.parameters
+        if len(rows) > 1:
+            raise InvalidArgument(f"a query takes one row of parameters; {len(rows)} were bound")
+        # the DataFrame analysed at prepare time serves the first execution only:
+        # later ones analyse again and see the catalog as it is then
+        df, prepared.analysed = (prepared.analysed, None) if not rows else (None, None)
+        with self._refusals_listed(call.principal.user, prepared.statement.sql):
+            return self._execute(call, prepared.statement, rows[0] if rows else None, df)
+
+    def _flight_listing(self, call: Call, command: Any) -> Submitted:
         user = call.principal.user
-        if isinstance(command, cmd.CommandStatementQuery):
-            _no_transactions(command.transaction_id, command.name)
-            with self._refusals_listed(user, command.query):
-                return self._execute(call, classify(spark, command.query, self.statement_limits), None)
-        if isinstance(command, cmd.CommandPreparedStatementQuery):
-            prepared = self._prepared(call, command.handle)
-            rows = prepared.parameters
-            if len(rows) > 1:
-                raise InvalidArgument(f"a query takes one row of parameters; {len(rows)} were bound")
-            # the DataFrame analysed at prepare time serves the first execution only:
-            # later ones analyse again and see the catalog as it is then
-            df, prepared.analysed = (prepared.analysed, None) if not rows else (None, None)
-            with self._refusals_listed(user, prepared.statement.sql):
-                return self._execute(call, prepared.statement, rows[0] if rows else None, df)
-        table = self._visible(user, self._metadata(spark, command, user))
+        table = self._visible(user, self._listings[type(command)](call, command))
         return self.manager.publish(table.schema, table.to_batches(), owner=user, sql=command.name)
 
     def _visible(self, user: str, table: pa.Table) -> pa.Table:
@@ -213,9 +266,9 @@ class FlightSqlService(FlightService):
                 for catalog, schema, name in zip(*names, strict=False)]
         return table.filter(pa.array(keep, pa.bool_()))
 
-    def _check_table(self, spark: SparkSession, user: str, catalog: str | None, db_schema: str | None,
-                     table: str) -> None:
-        """NOT_FOUND for a table that does not exist or that ``user`` may not see (the same answer)."""
+    def _check_table(self, call: Call, catalog: str | None, db_schema: str | None, table: str) -> None:
+        """NOT_FOUND for a table that does not exist or that the caller may not see (the same answer)."""
+        spark, user = call.session.spark, call.principal.user
         current = spark.catalog.currentCatalog()
         schema = db_schema or spark.catalog.currentDatabase()
         if not self.authorizer.can_see(user, catalog or current, schema, table):
@@ -234,37 +287,18 @@ class FlightSqlService(FlightService):
                 self.manager.rejected(user, sql, failure(known.code, known.message))
             raise
 
-    def _metadata(self, spark: SparkSession, command: Any, user: str) -> pa.Table:
-        if isinstance(command, cmd.CommandGetCatalogs):
-            return metadata.catalogs(spark)
-        if isinstance(command, cmd.CommandGetDbSchemas):
-            return metadata.db_schemas(spark, command.catalog, command.db_schema_filter_pattern)
-        if isinstance(command, cmd.CommandGetTables):
-            return metadata.tables(
-                spark, command.catalog, command.db_schema_filter_pattern,
-                command.table_name_filter_pattern, command.table_types, command.include_schema,
-            )
-        if isinstance(command, cmd.CommandGetTableTypes):
-            return metadata.table_types()
-        if isinstance(command, cmd.CommandGetSqlInfo):
-            return self.sql_info().table(command.info)
-        if isinstance(command, cmd.CommandGetXdbcTypeInfo):
-            from flightsql.catalog.xdbc_types import xdbc_type_info
+    def _primary_keys(self, call: Call, command: cmd.CommandGetPrimaryKeys) -> pa.Table:
+        self._check_table(call, command.catalog, command.db_schema, command.table)
+        return metadata.primary_keys()
 
-            return xdbc_type_info(command.data_type)
-        if isinstance(command, cmd.CommandGetPrimaryKeys):
-            self._check_table(spark, user, command.catalog, command.db_schema, command.table)
-            return metadata.primary_keys()
-        if isinstance(command, (cmd.CommandGetExportedKeys, cmd.CommandGetImportedKeys)):
-            self._check_table(spark, user, command.catalog, command.db_schema, command.table)
-            return metadata.foreign_keys()
-        if isinstance(command, cmd.CommandGetCrossReference):
-            self._check_table(spark, user, command.pk_catalog, command.pk_db_schema, command.pk_table)
-            self._check_table(spark, user, command.fk_catalog, command.fk_db_schema, command.fk_table)
-            return metadata.foreign_keys()
-        if isinstance(command, cmd.CommandStatementSubstraitPlan):
-            raise Unimplemented("CommandStatementSubstraitPlan: Substrait plans are not supported")
-        raise InvalidArgument(f"{command.name} is not a command for GetFlightInfo")
+    def _foreign_keys(self, call: Call, command: cmd.CommandGetExportedKeys | cmd.CommandGetImportedKeys) -> pa.Table:
+        self._check_table(call, command.catalog, command.db_schema, command.table)
+        return metadata.foreign_keys()
+
+    def _cross_reference(self, call: Call, command: cmd.CommandGetCrossReference) -> pa.Table:
+        self._check_table(call, command.pk_catalog, command.pk_db_schema, command.pk_table)
+        self._check_table(call, command.fk_catalog, command.fk_db_schema, command.fk_table)
+        return metadata.foreign_keys()
 
     def sql_info(self) -> SqlInfoCatalog:
         with self._sql_info_lock:
@@ -401,7 +435,7 @@ class FlightSqlService(FlightService):
             submitted = self.manager.submitted(query_id, user)
         else:
             self._no_new_work()
-            submitted = self._flight(call, _command(request))
+            submitted = self._flight(call, codec.descriptor_command(request))
         progress = self.manager.progress(submitted.query_id, user)  # a failed query is its error
         info = self._flight_info(request, submitted, user)
         info.app_metadata = json.dumps(progress.to_dict()).encode()
@@ -415,22 +449,15 @@ class FlightSqlService(FlightService):
 
     def get_schema(self, request: pb.FlightDescriptor, context: grpc.ServicerContext) -> pb.SchemaResult:
         call = self._call(context)
-        command = _command(request)
-        spark = call.session.spark
-        if isinstance(command, cmd.CommandStatementQuery):
-            statement = classify(spark, command.query, self.statement_limits)
-            self.gate.check(spark, call.principal.user, statement.sql, statement.parameter_count)
-            schema = self._statement_schema(spark, statement, None)
-        elif isinstance(command, cmd.CommandPreparedStatementQuery):
-            prepared = self._prepared(call, command.handle)
-            schema = prepared.dataset_schema or pa.schema([])
-        else:
-            schema = _METADATA_SCHEMAS.get(type(command))
-            if schema is None:
-                raise InvalidArgument(f"{command.name} is not a command for GetSchema")
-            if isinstance(command, cmd.CommandGetTables) and command.include_schema:
-                schema = schemas.TABLES_WITH_SCHEMA
+        command = codec.descriptor_command(request)
+        schema = _handler(self._schemas, command, "GetSchema")(call, command)
         return pb.SchemaResult(schema=schema_to_bytes(schema))
+
+    def _statement_query_schema(self, call: Call, command: cmd.CommandStatementQuery) -> pa.Schema:
+        spark = call.session.spark
+        statement = classify(spark, command.query, self.statement_limits)
+        self.gate.check(spark, call.principal.user, statement.sql, statement.parameter_count)
+        return self._statement_schema(spark, statement, None) or pa.schema([])
 
     def _prepared_schema(self, spark: SparkSession, statement: Statement) -> pa.Schema | None:
         """The result schema at prepare time; with parameter markers it may be unknown
@@ -487,37 +514,44 @@ class FlightSqlService(FlightService):
         first = parse_flight_data(raw_first)
         if not first.descriptor:
             raise InvalidArgument("DoPut needs a FlightDescriptor in its first message")
-        command = _command(pb.FlightDescriptor.FromString(first.descriptor))
-        spark = call.session.spark
+        command = codec.descriptor_command(first.descriptor)
+        upload = _handler(self._uploads, command, "DoPut")
         schema = schema_from_message(first) if len(first.header) else pa.schema([])
         batches = decode_stream((parse_flight_data(raw) for raw in requests), schema)
-        if isinstance(command, cmd.CommandStatementUpdate):
-            _no_transactions(command.transaction_id, command.name)
-            for _ in batches:
-                pass
-            count = self._update(call, classify(spark, command.query, self.statement_limits), _UNBOUND)
-            yield pb.PutResult(app_metadata=results.do_put_update_result(count))
-        elif isinstance(command, cmd.CommandStatementIngest):
-            table = self._authorize_ingest(spark, call.principal.user, command)
-            staged, rows = ingest.stage(_typed(batches), schema, self.staging_dir / "ingest")
-            try:
-                with self.writes.hold([] if table is None else [str(table)]):  # one write into a table at a time
-                    count = ingest.load(spark, command, staged, rows, self.staging_dir / "temporary")
-            finally:
-                staged.unlink(missing_ok=True)
-            yield pb.PutResult(app_metadata=results.do_put_update_result(count))
-        elif isinstance(command, cmd.CommandPreparedStatementQuery):
-            prepared = self._prepared(call, command.handle)
-            # the values travel in the new handle, so that any node can run the statement
-            handle = self.prepared.bind(prepared, list(batches), schema) or command.handle
-            yield pb.PutResult(app_metadata=results.do_put_prepared_statement_result(handle))
-        elif isinstance(command, cmd.CommandPreparedStatementUpdate):
-            prepared = self._prepared(call, command.handle)
-            bound: list[Any] = parameter_rows(list(batches)) or prepared.parameters
-            count = self._update(call, prepared.statement, bound or _UNBOUND)
-            yield pb.PutResult(app_metadata=results.do_put_update_result(count))
-        else:
-            raise InvalidArgument(f"{command.name} is not a command for DoPut")
+        yield pb.PutResult(app_metadata=upload(call, command, schema, batches))
+
+    def _put_update(self, call: Call, command: cmd.CommandStatementUpdate, schema: pa.Schema,
+                    batches: Iterator[pa.RecordBatch]) -> bytes:
+        _no_transactions(command.transaction_id, command.name)
+        for _ in batches:
+            pass
+        count = self._update(call, classify(call.session.spark, command.query, self.statement_limits), _UNBOUND)
+        return results.do_put_update_result(count)
+
+    def _put_ingest(self, call: Call, command: cmd.CommandStatementIngest, schema: pa.Schema,
+                    batches: Iterator[pa.RecordBatch]) -> bytes:
+        spark = call.session.spark
+        table = self._authorize_ingest(spark, call.principal.user, command)
+        staged, rows = ingest.stage(_typed(batches), schema, self.staging_dir / "ingest")
+        try:
+            with self.writes.hold([] if table is None else [str(table)]):  # one write into a table at a time
+                count = ingest.load(spark, command, staged, rows, self.staging_dir / "temporary")
+        finally:
+            staged.unlink(missing_ok=True)
+        return results.do_put_update_result(count)
+
+    def _put_parameters(self, call: Call, command: cmd.CommandPreparedStatementQuery, schema: pa.Schema,
+                        batches: Iterator[pa.RecordBatch]) -> bytes:
+        prepared = self._prepared(call, command.handle)
+        # the values travel in the new handle, so that any node can run the statement
+        handle = self.prepared.bind(prepared, list(batches), schema) or command.handle
+        return results.do_put_prepared_statement_result(handle)
+
+    def _put_prepared_update(self, call: Call, command: cmd.CommandPreparedStatementUpdate, schema: pa.Schema,
+                             batches: Iterator[pa.RecordBatch]) -> bytes:
+        prepared = self._prepared(call, command.handle)
+        bound: list[Any] = parameter_rows(list(batches)) or prepared.parameters
+        return results.do_put_update_result(self._update(call, prepared.statement, bound or _UNBOUND))
 
     def _authorize_ingest(
         self, spark: SparkSession, user: str, command: cmd.CommandStatementIngest
@@ -558,66 +592,70 @@ class FlightSqlService(FlightService):
     # -- DoAction --------------------------------------------------------------
     def do_action(self, request: pb.Action, context: grpc.ServicerContext) -> Iterable[pb.Result]:
         call = self._call(context)
-        action = cmd.decode_action(request.type, request.body)
+        action = codec.decode_action(request.type, request.body)
         body = self._action(call, action, context)
         if body is not None:
             yield pb.Result(body=body)
 
     def _action(self, call: Call, action: Any, context: grpc.ServicerContext) -> bytes | None:
+        handler = self._actions.get(type(action))
+        if handler is None:
+            raise Unimplemented(f"{request_name(action)} is not supported")
+        return handler(call, action, context)
+
+    def _create_prepared(self, call: Call, action: cmd.CreatePreparedStatement, context: grpc.ServicerContext) -> bytes:
+        _no_transactions(action.transaction_id, "CreatePreparedStatement")
+        user, spark = call.principal.user, call.session.spark
+        with self._refusals_listed(user, action.query):
+            statement, dataset_schema, analysed = self._prepare(call, action.query)
+        _, handle = self.prepared.add(user, statement, dataset_schema, analysed)
+        return results.create_prepared_statement_result(
+            handle,
+            schema_to_bytes(dataset_schema) if dataset_schema is not None else None,
+            schema_to_bytes(parameter_schema(parameter_types(spark, statement.sql, statement.parameter_count))),
+            statement.is_update,
+        )
+
+    def _cancel(self, call: Call, action: cmd.CancelFlightInfo | cmd.CancelQuery,
+                context: grpc.ServicerContext) -> bytes:
         user = call.principal.user
-        spark = call.session.spark
-        if isinstance(action, cmd.CreatePreparedStatement):
-            _no_transactions(action.transaction_id, "CreatePreparedStatement")
-            with self._refusals_listed(user, action.query):
-                statement, dataset_schema, analysed = self._prepare(call, action.query)
-            _, handle = self.prepared.add(user, statement, dataset_schema, analysed)
-            return results.create_prepared_statement_result(
-                handle,
-                schema_to_bytes(dataset_schema) if dataset_schema is not None else None,
-                schema_to_bytes(parameter_schema(parameter_types(spark, statement.sql, statement.parameter_count))),
-                statement.is_update,
-            )
-        if isinstance(action, cmd.ClosePreparedStatement):
-            self.prepared.remove(action.handle, user)
-            return None
-        if isinstance(action, (cmd.CancelFlightInfo, cmd.CancelQuery)):
-            info = pb.FlightInfo.FromString(action.info)
-            states = [self.manager.cancel(self.tickets.redeem(e.ticket.ticket, user), user) for e in info.endpoint]
-            # a result that is complete, or a query that failed, has nothing left to cancel
-            status = "cancelled" if states and all(s is QueryState.CANCELLED for s in states) else "not_cancellable"
-            if isinstance(action, cmd.CancelQuery):
-                return results.cancel_query_result(status)
-            return results.cancel_flight_info_result(status)
-        if isinstance(action, cmd.RenewFlightEndpoint):
-            endpoint = pb.FlightEndpoint.FromString(action.endpoint)
-            expires_at = self.manager.renew(self.tickets.redeem(endpoint.ticket.ticket, user), user)
-            endpoint.expiration_time.CopyFrom(_timestamp(expires_at))
-            return endpoint.SerializeToString()
-        if isinstance(action, cmd.SetSessionOptions):
-            errors = {}
-            for name in action.options:
-                if name.startswith("spark."):
-                    self.gate.check_setting(user, name)
-            with call.session.lock:
-                for name, value in action.options.items():
-                    try:
-                        error = call.session.set_option(name, value)
-                    except Exception as exc:  # noqa: BLE001 - reported per option
-                        log.info("session option %s=%r refused: %s", name, value, exc)
-                        error = "invalid_value"
-                    if error:
-                        errors[name] = error
-                self.sessions.record(call.session)
-            return results.set_session_options_result(errors)
-        if isinstance(action, cmd.GetSessionOptions):
-            return results.get_session_options_result(call.session.current(self.sessions.defaults))
-        if isinstance(action, cmd.CloseSession):
-            self.sessions.close(call.session)
-            context.set_trailing_metadata((clear_cookie(),))  # clients that keep cookies forget it
-            return results.close_session_result("closed")
-        if isinstance(action, (cmd.BeginTransaction, cmd.EndTransaction, cmd.BeginSavepoint, cmd.EndSavepoint)):
-            raise Unimplemented(f"{request_name(action)}: transactions are not supported by Spark SQL")
-        raise Unimplemented(f"{request_name(action)} is not supported")
+        states = [self.manager.cancel(self.tickets.redeem(ticket, user), user) for ticket in action.tickets]
+        # a result that is complete, or a query that failed, has nothing left to cancel
+        status = "cancelled" if states and all(s is QueryState.CANCELLED for s in states) else "not_cancellable"
+        if isinstance(action, cmd.CancelQuery):
+            return results.cancel_query_result(status)
+        return results.cancel_flight_info_result(status)
+
+    def _renew(self, call: Call, action: cmd.RenewFlightEndpoint, context: grpc.ServicerContext) -> bytes:
+        user = call.principal.user
+        expires_at = self.manager.renew(self.tickets.redeem(action.ticket, user), user)
+        return results.renewed_endpoint(action.endpoint, expires_at)
+
+    def _set_session_options(self, call: Call, action: cmd.SetSessionOptions,
+                             context: grpc.ServicerContext) -> bytes:
+        errors = {}
+        for name in action.options:
+            if name.startswith("spark."):
+                self.gate.check_setting(call.principal.user, name)
+        with call.session.lock:
+            for name, value in action.options.items():
+                try:
+                    error = call.session.set_option(name, value)
+                except Exception as exc:  # noqa: BLE001 - reported per option
+                    log.info("session option %s=%r refused: %s", name, value, exc)
+                    error = "invalid_value"
+                if error:
+                    errors[name] = error
+            self.sessions.record(call.session)
+        return results.set_session_options_result(errors)
+
+    def _get_session_options(self, call: Call, action: cmd.GetSessionOptions, context: grpc.ServicerContext) -> bytes:
+        return results.get_session_options_result(call.session.current(self.sessions.defaults))
+
+    def _close_session(self, call: Call, action: cmd.CloseSession, context: grpc.ServicerContext) -> bytes:
+        self.sessions.close(call.session)
+        context.set_trailing_metadata((clear_cookie(),))  # clients that keep cookies forget it
+        return results.close_session_result("closed")
 
     def _prepare(self, call: Call, sql: str) -> tuple[Statement, pa.Schema | None, DataFrame | None]:
         """A statement judged and analysed for preparing: its result schema, and the analysed
@@ -640,6 +678,28 @@ class FlightSqlService(FlightService):
             yield pb.ActionType(type=name, description=description)
 
 
+def _handler(table: Mapping[type, _H], command: Any, rpc: str) -> _H:
+    """The handler of ``command`` in an RPC's table; a command the RPC does not take is refused."""
+    handler = table.get(type(command))
+    if handler is None:
+        raise InvalidArgument(f"{command.name} is not a command for {rpc}")
+    return handler
+
+
+def _substrait_plan(call: Call, command: cmd.CommandStatementSubstraitPlan) -> Submitted:
+    raise Unimplemented("CommandStatementSubstraitPlan: Substrait plans are not supported")
+
+
+def _listing_schema(call: Call, command: Any) -> pa.Schema:
+    if isinstance(command, cmd.CommandGetTables) and command.include_schema:
+        return schemas.TABLES_WITH_SCHEMA
+    return _METADATA_SCHEMAS[type(command)]
+
+
+def _transactions(call: Call, action: Any, context: grpc.ServicerContext) -> bytes:
+    raise Unimplemented(f"{request_name(action)}: transactions are not supported by Spark SQL")
+
+
 #: the rows of a statement run once, without parameters
 _UNBOUND: list[Any] = [None]
 
@@ -650,12 +710,6 @@ def request_name(action: Any) -> str:
 
 #: the descriptor a client polls a query again with: this prefix and the query's ticket
 POLL_PREFIX = b"flightsql-poll:"
-
-
-def _command(descriptor: pb.FlightDescriptor) -> Any:
-    if descriptor.type != pb.FlightDescriptor.CMD:
-        raise InvalidArgument("only command descriptors (CMD) are supported, not paths")
-    return cmd.decode_command(descriptor.cmd)
 
 
 def _catalog_tables_only(plan: Any) -> bool:

@@ -66,13 +66,15 @@ def test_a_query_is_served_by_every_node(cluster: list[str]) -> None:
     import pyarrow as pa
     import pyarrow.flight as flight
 
+    from flightsql.protocol import codec
+
     from flightsql.protocol import commands as cmd
 
     sql = "SELECT id FROM range(0, 200000, 1, 8)"
     with flightsql.connect(cluster[-1]) as conn, conn.cursor() as cur:
         cur.execute(sql)
         assert sorted(cur.fetch_arrow_table().column("id").to_pylist()) == list(range(200000))
-    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=sql)))
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query=sql)))
     info = flight.connect(cluster[0]).get_flight_info(descriptor)
     assert sorted(e.locations[0].uri.decode() for e in info.endpoints) == sorted(cluster)
     parts = [flight.connect(e.locations[0].uri.decode()).do_get(e.ticket).read_all() for e in info.endpoints]

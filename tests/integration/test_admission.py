@@ -16,6 +16,7 @@ import pyarrow.flight as flight
 import pytest
 
 from flightmanager.flight import Flight_pb2 as pb
+from flightsql.protocol import codec
 from flightsql.protocol import commands as cmd
 from tests.integration.test_status_page import WatchedNode, _status_url
 from tests.integration.conftest import (
@@ -47,7 +48,7 @@ def busy_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]
 
 
 def _info(client, options, sql: str) -> flight.FlightInfo:  # type: ignore[no-untyped-def]
-    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=sql)))
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query=sql)))
     return client.get_flight_info(descriptor, options)
 
 
@@ -145,7 +146,7 @@ def test_polling_a_query_shows_its_place_in_the_queue_then_its_progress_to_compl
     blocker = _info(alice, alice_options, BLOCKER)
     sql = "SELECT k, count(*) AS n FROM (SELECT id % 10 AS k FROM range(0, 4000000, 1, 8)) GROUP BY k"
     command = pb.FlightDescriptor(type=pb.FlightDescriptor.CMD,
-                                  cmd=cmd.encode_command(cmd.CommandStatementQuery(query=sql)))
+                                  cmd=codec.encode_command(cmd.CommandStatementQuery(query=sql)))
     try:
         waiting = _poll(busy_node, command)
         state = json.loads(waiting.info.app_metadata)
@@ -174,7 +175,7 @@ def test_polling_a_query_shows_its_place_in_the_queue_then_its_progress_to_compl
 
 
 def test_polling_a_failed_query_gives_its_error(busy_node: RunningNode) -> None:
-    command = pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=cmd.encode_command(
+    command = pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=codec.encode_command(
         cmd.CommandStatementQuery(query="SELECT assert_true(id < 5) FROM range(0, 10)")))
     with pytest.raises(Exception, match="assert_true|id < 5"):
         again = _poll(busy_node, command)

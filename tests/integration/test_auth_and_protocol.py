@@ -9,6 +9,7 @@ import pyarrow.flight as flight
 import pytest
 
 from flightmanager.flight import Flight_pb2 as pb
+from flightsql.protocol import codec
 from flightsql.protocol import commands as cmd
 from tests.integration.conftest import OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, connect, flight_client
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def _query_info(client, options, sql: str) -> flight.FlightInfo:  # type: ignore[no-untyped-def]
-    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=sql)))
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query=sql)))
     return client.get_flight_info(descriptor, options)
 
 
@@ -123,7 +124,7 @@ def test_path_descriptor_is_invalid_argument(node) -> None:  # type: ignore[no-u
 
 
 def test_update_sent_to_get_flight_info_names_the_rpc(node) -> None:  # type: ignore[no-untyped-def]
-    any_bytes = cmd.encode_command(cmd.CommandStatementUpdate(query="CREATE TABLE x (a INT)"))
+    any_bytes = codec.encode_command(cmd.CommandStatementUpdate(query="CREATE TABLE x (a INT)"))
     descriptor = pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=any_bytes)
     code, details = _unary(node, "GetFlightInfo", descriptor.SerializeToString())
     assert code == grpc.StatusCode.INVALID_ARGUMENT
@@ -137,7 +138,7 @@ def test_unknown_action_is_unimplemented(node) -> None:  # type: ignore[no-untyp
 
 
 def test_transactions_are_unimplemented(node) -> None:  # type: ignore[no-untyped-def]
-    body = cmd.encode_action_body(cmd.BeginTransaction())
+    body = codec.encode_action_body(cmd.BeginTransaction())
     code, details = _raw_status(node, "DoAction", pb.Action(type="BeginTransaction", body=body).SerializeToString(), _bearer(node))
     assert code == grpc.StatusCode.UNIMPLEMENTED
 
@@ -202,6 +203,6 @@ def test_a_message_over_the_size_limit_is_refused_before_anything_reads_it(node)
         with pytest.raises(grpc.RpcError) as garbage:
             call(b"\xff\xff\xff", timeout=30)
         assert garbage.value.code() == grpc.StatusCode.INVALID_ARGUMENT, garbage.value.details()
-    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query="SELECT 1")))
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query="SELECT 1")))
     info = client.get_flight_info(descriptor, options)
     assert client.do_get(info.endpoints[0].ticket, options).read_all().num_rows == 1

@@ -15,6 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.flight as flight
 import pytest
 
+from flightsql.protocol import codec
+
 from flightsql.protocol import commands as cmd
 from tests.integration.conftest import (
     OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node, wait_until,
@@ -51,7 +53,7 @@ def _client(node: RunningNode, user: str = USER, password: str = PASSWORD):  # t
 
 def _info(node: RunningNode, sql: str, user: str = USER, password: str = PASSWORD) -> flight.FlightInfo:
     client, options = _client(node, user, password)
-    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=sql)))
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query=sql)))
     return client.get_flight_info(descriptor, options)
 
 
@@ -134,7 +136,7 @@ def test_single_mode_keeps_a_result_on_one_node(cluster: list[RunningNode]) -> N
 
     set_mode("single")
     try:
-        descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=SPREAD_SQL)))
+        descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query=SPREAD_SQL)))
         info = client.get_flight_info(descriptor, options)
         assert [e.locations[0].uri.decode() for e in info.endpoints] == [cluster[0].uri]
         assert client.do_get(info.endpoints[0].ticket, options).read_all().num_rows == 600000
@@ -177,7 +179,7 @@ def test_another_users_ticket_is_refused_on_every_node(cluster: list[RunningNode
 
 def _rows(client: flight.FlightClient, options: flight.FlightCallOptions, nodes: list[RunningNode],
           command: object) -> list[tuple]:  # type: ignore[type-arg]
-    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd.encode_command(command)), options)
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(codec.encode_command(command)), options)
     parts = [_read(e, nodes) for e in info.endpoints]
     table = pa.concat_tables(parts) if parts else pa.table({})
     return sorted(zip(*(c.to_pylist() for c in table.columns)))
@@ -207,12 +209,12 @@ def test_a_statement_prepared_on_one_node_runs_on_another(cluster: list[RunningN
 
     first, third = flight.connect(cluster[0].uri), flight.connect(cluster[2].uri)
     options = flight.FlightCallOptions(headers=[first.authenticate_basic_token(USER, PASSWORD)])
-    body = cmd.encode_action_body(cmd.CreatePreparedStatement(query="SELECT id * ? AS x FROM range(0, 3000, 1, 6)"))
+    body = codec.encode_action_body(cmd.CreatePreparedStatement(query="SELECT id * ? AS x FROM range(0, 3000, 1, 6)"))
     (created,) = first.do_action(flight.Action("CreatePreparedStatement", body), options)
     handle = results.decode_create_prepared_statement_result(created.body.to_pybytes())[0]
 
     values = pa.table({"p": pa.array([10], pa.int64())})
-    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandPreparedStatementQuery(handle=handle)))
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandPreparedStatementQuery(handle=handle)))
     writer, reader = first.do_put(descriptor, values.schema, options)
     writer.write_table(values)
     writer.done_writing()

@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
+from flightsql.protocol import codec
+
 from flightsql.protocol import commands as cmd
 from tests.integration.conftest import wait_until
 
@@ -133,7 +135,7 @@ def test_standalone_tls_cluster_spreads_a_query_over_both_nodes_and_stops_cleanl
         assert table.column("doubled").to_pylist() == [2 * i for i in table.column("id").to_pylist()]
 
         # The endpoints: one per node, at that node, each with a share of the rows.
-        query = cmd.encode_command(cmd.CommandStatementQuery(query="SELECT id FROM range(0, 100000, 1, 8)"))
+        query = codec.encode_command(cmd.CommandStatementQuery(query="SELECT id FROM range(0, 100000, 1, 8)"))
         info = flight.connect(cluster.uris[1], tls_root_certs=ca).get_flight_info(
             flight.FlightDescriptor.for_command(query))
         locations = sorted(e.locations[0].uri.decode() for e in info.endpoints)

@@ -19,6 +19,7 @@ import pyarrow.flight as flight
 import pytest
 
 from flightmanager.flight import Flight_pb2 as pb
+from flightsql.protocol import codec
 from flightsql.protocol import commands as cmd
 from tests.integration.conftest import (
     OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, start_node, stop_node, wait_until,
@@ -54,7 +55,7 @@ def _client(node: RunningNode, user: str, password: str) -> tuple[flight.FlightC
 def _select_one_seconds(client: flight.FlightClient, options: flight.FlightCallOptions) -> float:
     """A fresh SELECT 1, planned and read: how long it took."""
     started = time.monotonic()
-    query = cmd.encode_command(cmd.CommandStatementQuery(query="SELECT 1 AS one"))
+    query = codec.encode_command(cmd.CommandStatementQuery(query="SELECT 1 AS one"))
     info = client.get_flight_info(flight.FlightDescriptor.for_command(query), options)
     table = client.do_get(info.endpoints[0].ticket, options).read_all()
     assert table.column("one").to_pylist() == [1]
@@ -75,7 +76,7 @@ def test_streams_that_are_never_read_are_limited_and_ended_and_the_result_stays_
     token = options.headers[0]
     other, other_options = _client(busy_node, OTHER_USER, OTHER_PASSWORD)
     _select_one_seconds(other, other_options)  # the other user's session exists before the load
-    query = cmd.encode_command(cmd.CommandStatementQuery(query=BIG))
+    query = codec.encode_command(cmd.CommandStatementQuery(query=BIG))
     info = client.get_flight_info(flight.FlightDescriptor.for_command(query), options)
     ticket = info.endpoints[0].ticket.ticket
     # read once whole: the job is done, and what follows loads the server's threads alone
@@ -118,7 +119,7 @@ def test_the_node_wide_stream_limit_keeps_threads_for_short_calls(busy_node: Run
     first, first_options = _client(busy_node, USER, PASSWORD)
     second, second_options = _client(busy_node, OTHER_USER, OTHER_PASSWORD)
     _select_one_seconds(first, first_options)
-    query = cmd.encode_command(cmd.CommandStatementQuery(query=BIG))
+    query = codec.encode_command(cmd.CommandStatementQuery(query=BIG))
     opened = []
     for client, options in ((first, first_options), (second, second_options)):
         info = client.get_flight_info(flight.FlightDescriptor.for_command(query), options)

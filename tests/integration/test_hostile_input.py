@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from flightmanager.flight import Flight_pb2 as pb
 from flightsql.protocol import FlightSql_pb2 as sql_pb
+from flightsql.protocol import codec
 from flightsql.protocol import commands as cmd
 from tests.integration.conftest import RunningNode, connect, flight_client
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.integration
 SERVICE = "/arrow.flight.protocol.FlightService/"
 #: what no input may cause
 BROKEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
-COMMAND_URLS = [cmd.TYPE_URL_PREFIX + message.full_name
+COMMAND_URLS = [codec.TYPE_URL_PREFIX + message.full_name
                 for name, message in sql_pb.DESCRIPTOR.message_types_by_name.items() if name.startswith("Command")]
 ACTIONS = ["CreatePreparedStatement", "ClosePreparedStatement", "CancelQuery", "BeginTransaction",
            "EndTransaction", "CreatePreparedSubstraitPlan", "CancelFlightInfo", "RenewFlightEndpoint",
@@ -157,7 +158,7 @@ def test_raw_pushes_at_the_internal_server(internal: Target, raw: list[bytes]) -
 
 def _ingest_descriptor(table: str) -> pb.FlightDescriptor:
     ingest = cmd.CommandStatementIngest(table=table, if_not_exist="create", if_exists="append")
-    return pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=cmd.encode_command(ingest))
+    return pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=codec.encode_command(ingest))
 
 
 _SAMPLE = pa.table({"id": pa.array(range(100), pa.int64()), "name": pa.array([f"n{i}" for i in range(100)])})
@@ -183,7 +184,7 @@ def test_ingest_of_truncated_or_corrupted_arrow(public: Target, cut: int, flip: 
 
 
 def _prepared_handle(public: Target, sql: str) -> bytes:
-    request = cmd.encode_action_body(cmd.CreatePreparedStatement(query=sql))
+    request = codec.encode_action_body(cmd.CreatePreparedStatement(query=sql))
     call = public.channel.unary_stream(SERVICE + "DoAction")
     raw = next(iter(call(pb.Action(type="CreatePreparedStatement", body=request).SerializeToString(),
                          metadata=public.metadata, timeout=60)))
@@ -206,7 +207,7 @@ def test_parameters_of_truncated_or_corrupted_arrow(public: Target, cut: int, fl
     broken = bytearray(body[: cut % (len(body) + 1)])
     if broken:
         broken[flip % len(broken)] = byte
-    descriptor = pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=cmd.encode_command(
+    descriptor = pb.FlightDescriptor(type=pb.FlightDescriptor.CMD, cmd=codec.encode_command(
         cmd.CommandPreparedStatementQuery(handle=handle)))
     messages = [_flight_data(descriptor, schema), _flight_data(header=header, body=bytes(broken))]
     assert public.status("DoPut", messages, streaming_request=True) not in BROKEN

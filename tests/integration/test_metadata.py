@@ -6,6 +6,8 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
+from flightsql.protocol import codec
+
 from flightsql.protocol import commands as cmd
 from tests.integration.conftest import flight_client
 
@@ -82,7 +84,7 @@ def test_get_info(conn) -> None:  # type: ignore[no-untyped-def]
 
 def _read(node, command) -> pa.Table:  # type: ignore[no-untyped-def]
     client, options = flight_client(node)
-    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd.encode_command(command)), options)
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(codec.encode_command(command)), options)
     tables = [client.do_get(e.ticket, options).read_all() for e in info.endpoints]
     return pa.concat_tables(tables) if tables else info.schema.empty_table()
 

@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
+from flightsql.protocol import codec
+
 from flightsql.protocol import commands as cmd
 from tests.integration.conftest import OTHER_PASSWORD, OTHER_USER, RunningNode, _add_user, connect, flight_client
 from tests.integration.conftest import start_node, stop_node
@@ -29,7 +31,7 @@ def _refused(node: RunningNode, sql: str) -> str:
             cur.execute(sql)
     assert info.value.status_code == adbc_driver_manager.AdbcStatusCode.UNAUTHORIZED, info.value
     client, options = flight_client(node, OTHER_USER, OTHER_PASSWORD)
-    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=sql)))
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query=sql)))
     with pytest.raises(flight.FlightUnauthorizedError) as raw:
         client.get_flight_info(descriptor, options)
     assert "users do not act as the server" in str(raw.value)

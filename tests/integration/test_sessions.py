@@ -161,9 +161,10 @@ class _CookieCall(flight.ClientMiddleware):
 
 
 def _sql(client: flight.FlightClient, options: flight.FlightCallOptions, sql: str) -> list[tuple]:  # type: ignore[type-arg]
+    from flightsql.protocol import codec
     from flightsql.protocol import commands as cmd
 
-    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=sql)))
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query=sql)))
     info = client.get_flight_info(descriptor, options)
     table = client.do_get(info.endpoints[0].ticket, options).read_all()
     return list(zip(*(c.to_pylist() for c in table.columns)))

@@ -18,6 +18,7 @@ import pyarrow.flight as flight
 import pytest
 
 from flightmanager.flight import Flight_pb2 as pb
+from flightsql.protocol import codec
 from flightsql.protocol import commands as cmd
 from tests.integration.conftest import PASSWORD, USER, RunningNode, _add_user, start_node, stop_node
 
@@ -82,7 +83,7 @@ def test_pyarrow_flight_reads_each_endpoint_at_its_tls_location(tls_node: Runnin
     ca = (certs / "ca.pem").read_bytes()
     client = flight.connect(tls_node.uri, tls_root_certs=ca)
     options = flight.FlightCallOptions(headers=[client.authenticate_basic_token(USER, PASSWORD)])
-    query = cmd.encode_command(cmd.CommandStatementQuery(query="SELECT id FROM range(1000)"))
+    query = codec.encode_command(cmd.CommandStatementQuery(query="SELECT id FROM range(1000)"))
     info = client.get_flight_info(flight.FlightDescriptor.for_command(query), options)
     rows = []
     for endpoint in info.endpoints:
@@ -93,7 +94,7 @@ def test_pyarrow_flight_reads_each_endpoint_at_its_tls_location(tls_node: Runnin
 
 
 def test_a_client_that_does_not_trust_the_ca_or_speaks_plain_is_refused(tls_node: RunningNode) -> None:
-    query = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query="SELECT 1")))
+    query = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query="SELECT 1")))
     untrusting = flight.connect(tls_node.uri)
     with pytest.raises(flight.FlightUnavailableError, match="(?i)certificate verify failed"):
         untrusting.get_flight_info(query)

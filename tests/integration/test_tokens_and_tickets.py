@@ -21,6 +21,7 @@ import pytest
 
 from flightmanager.keys import ClusterKeys
 from flightsql.auth import TokenSigner, UserStore
+from flightsql.protocol import codec
 from flightsql.protocol import commands as cmd
 from tests.integration.conftest import RunningNode, _add_user, start_node, stop_node
 
@@ -58,7 +59,7 @@ def _with_token(node: RunningNode, token: str) -> tuple[flight.FlightClient, fli
 
 
 def _info(client: flight.FlightClient, options: flight.FlightCallOptions, sql: str = SQL) -> flight.FlightInfo:
-    descriptor = flight.FlightDescriptor.for_command(cmd.encode_command(cmd.CommandStatementQuery(query=sql)))
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query=sql)))
     return client.get_flight_info(descriptor, options)
 
 

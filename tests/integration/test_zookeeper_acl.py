@@ -95,12 +95,14 @@ def test_a_rogue_member_gets_no_part_of_any_result(node: RunningNode, stranger: 
         _member(stranger)
     import pyarrow.flight as flight
 
+    from flightsql.protocol import codec
+
     from flightsql.protocol import commands as cmd
     from tests.integration.conftest import flight_client
 
     client, options = flight_client(node)
     descriptor = flight.FlightDescriptor.for_command(
-        cmd.encode_command(cmd.CommandStatementQuery(query="SELECT id FROM range(0, 4000, 1, 4)")))
+        codec.encode_command(cmd.CommandStatementQuery(query="SELECT id FROM range(0, 4000, 1, 4)")))
     info = client.get_flight_info(descriptor, options)
     assert {loc.uri.decode() for e in info.endpoints for loc in e.locations} == {node.uri}
     ids = sorted(i for e in info.endpoints for i in client.do_get(e.ticket, options).read_all().column("id").to_pylist())

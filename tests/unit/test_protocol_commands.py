@@ -124,6 +124,10 @@ COMMANDS: list[Command] = [
     CommandGetCrossReference(None, None, "pt", None, None, "ft"),
 ]
 
+_INFO = fpb.FlightInfo(
+    endpoint=[fpb.FlightEndpoint(ticket=fpb.Ticket(ticket=t)) for t in (b"t1", b"t2")]
+).SerializeToString()
+
 ACTIONS: list[ActionRequest] = [
     CreatePreparedStatement("SELECT ?"),
     CreatePreparedStatement("SELECT ?", transaction_id=b"tx"),
@@ -136,12 +140,15 @@ ACTIONS: list[ActionRequest] = [
     BeginSavepoint(b"tx", "sp1"),
     EndSavepoint(b"sp", "release"),
     EndSavepoint(b"sp", "rollback"),
-    CancelQuery(b"serialized-flight-info"),
+    # decoding names the tickets of the FlightInfo or endpoint, so that handlers need no protobuf
+    CancelQuery(_INFO, (b"t1", b"t2")),
     CancelFlightInfo(fpb.FlightInfo(total_records=3, ordered=True).SerializeToString()),
+    CancelFlightInfo(_INFO, (b"t1", b"t2")),
     RenewFlightEndpoint(
         fpb.FlightEndpoint(
             ticket=fpb.Ticket(ticket=b"t"), location=[fpb.Location(uri="grpc://h:1")]
-        ).SerializeToString()
+        ).SerializeToString(),
+        b"t",
     ),
     SetSessionOptions({}),
     SetSessionOptions(
@@ -482,3 +489,9 @@ def test_result_encoders_reject_unknown_names() -> None:
             encoder("done")
     with pytest.raises(ValueError):
         set_session_options_result({"a": "bad"})
+
+
+def test_cancel_query_of_bytes_that_are_no_flight_info_is_invalid() -> None:
+    body = encode_action_body(CancelQuery(b"\xff\xff not a FlightInfo"))
+    with pytest.raises(InvalidArgument):
+        decode_action("CancelQuery", body)

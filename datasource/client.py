@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 _MISSING_DRIVER = (
     "the flightsql data source needs the ADBC Flight SQL driver: "
-    "pip install adbc-driver-flightsql (on the driver and every executor)"
+    "pip install 'spark-flightsql[datasource]' (on the driver and every executor)"
 )
 
 

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from flightsql.client.errors import ClientError, ExitCode, IncompleteResult
+from flightsql.client.errors import ClientError, ExitCode, IncompleteResult, UsageError
 from flightsql.client.options import QueryOptions, add_query_parser, resolve
 
 PROG = "flightsql query"
@@ -45,7 +45,11 @@ def _say(message: str) -> None:
 
 
 def _run(options: QueryOptions) -> int:
-    from rich import filesize
+    try:
+        from rich import filesize
+    except ImportError:
+        raise UsageError("flightsql query draws its tables and progress with rich: "
+                         "pip install 'spark-flightsql[client]'") from None
 
     from flightsql.client.connection import Connection, Deadline
     from flightsql.client.endpoints import ResultStreams

@@ -82,8 +82,13 @@ class SparkFlightSqlDialect(default.DefaultDialect):
 
     @classmethod
     def import_dbapi(cls) -> Any:
-        import adbc_driver_flightsql.dbapi
-
+        try:
+            import adbc_driver_flightsql.dbapi
+        except ImportError:
+            raise ImportError(
+                "the flightsql+spark dialect runs on the ADBC Flight SQL driver: "
+                "pip install 'spark-flightsql[sqlalchemy]'"
+            ) from None
         return adbc_driver_flightsql.dbapi
 
     def create_connect_args(self, url: URL) -> tuple[list[Any], dict[str, Any]]:

@@ -105,7 +105,7 @@ def test_check_refuses_nonsense(change: dict[str, object], message: str) -> None
 
 
 def test_the_sample_settings_file_is_valid() -> None:
-    sample = Path(__file__).resolve().parents[2] / "dev" / "node.conf"
+    sample = Path(__file__).resolve().parents[3] / "dev" / "node.conf"
     values, conf = read_file(sample)
     # the sample leaves out what needs files of its own (shown there as comments)
     assert set(values) == set(FILE_KEYS) - {"demo", "secret_file", "allow_unauthenticated_remote",

@@ -20,7 +20,7 @@ from datasource.sql import Dialect
 from datasource.sqlinfo import get_sql_info_command, identifier_quote
 from datasource.writer import ingest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "datasource"
+PACKAGE = Path(__file__).resolve().parents[3] / "datasource"
 SERVER_PACKAGES = ("flightsql", "flightmanager")
 
 

@@ -18,6 +18,8 @@ from typing import Iterator
 
 import pytest
 
+from tests.integration import leaks
+
 USER, PASSWORD = "alice", "wonderland-3141"
 OTHER_USER, OTHER_PASSWORD = "bob", "builder-2718"
 READY_TIMEOUT = 240
@@ -83,17 +85,32 @@ def stop_node(node: RunningNode) -> int:
         return node.process.wait(10)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Whatever a module starts (nodes, clients, threads, files) is gone when it ends."""
+    before = leaks.snapshot()
+    yield
+    left = leaks.left_behind(before)
+    report = os.environ.get("FLIGHTSQL_LEAK_REPORT")
+    if report:  # calibration: record instead of failing
+        with open(report, "a") as out:
+            out.write(f"{request.module.__name__}: {left}\n")
+    else:
+        assert not left, f"{request.module.__name__} left behind:\n" + "\n".join(left)
+
+
 @pytest.fixture(scope="session")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningNode]:
     work = tmp_path_factory.mktemp("node")
     users = work / "users"
     _add_user(users, USER, PASSWORD)
     _add_user(users, OTHER_USER, OTHER_PASSWORD)
-    running = start_node(
-        work, "--users", str(users), "--demo", "--result-ttl", "30",
-        "--conf", "spark.sql.session.timeZone=America/New_York",
-        "--conf", "spark.driver.memory=1g",
-    )
+    with leaks.session_resources():
+        running = start_node(
+            work, "--users", str(users), "--demo", "--result-ttl", "30",
+            "--conf", "spark.sql.session.timeZone=America/New_York",
+            "--conf", "spark.driver.memory=1g",
+        )
     yield running
     code = stop_node(running)
     assert code == 0, f"node exited with {code}:\n{running.log()[-3000:]}"
@@ -120,15 +137,16 @@ def spark():  # type: ignore[no-untyped-def]
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    session = (
-        SparkSession.builder.master("local[1,4]").appName("reference")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "America/New_York")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.python.filterPushdown.enabled", "true")
-        .config("spark.sql.warehouse.dir", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"ref-wh-{os.getpid()}"))
-        .getOrCreate()
-    )
+    with leaks.session_resources():
+        session = (
+            SparkSession.builder.master("local[1,4]").appName("reference")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.session.timeZone", "America/New_York")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.sql.python.filterPushdown.enabled", "true")
+            .config("spark.sql.warehouse.dir", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"ref-wh-{os.getpid()}"))
+            .getOrCreate()
+        )
     yield session
     session.stop()
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration import leaks
+
 from tests.integration.conftest import PASSWORD, USER, RunningNode
 
 JARS = sorted((Path(__file__).resolve().parents[2] / ".cache" / "jdbc").glob("flight-sql-jdbc-driver-*.jar"))
@@ -31,7 +33,8 @@ def jvm() -> Any:
     jpype = pytest.importorskip("jpype")
     if not JARS:
         pytest.skip("the Flight SQL JDBC driver is not in .cache/jdbc (dev/jdbc-driver.sh fetches it)")
-    start_jvm(jpype)
+    with leaks.session_resources():  # one JVM per process, for the whole session
+        start_jvm(jpype)
     return jpype
 
 

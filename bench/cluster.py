@@ -32,7 +32,6 @@ import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -42,10 +41,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
-import throughput as tp  # noqa: E402  (process handling, CPU monitor, Spark Connect launcher)
+import common  # noqa: E402 - the shared servers, processes, timing loop and reports
 
-log = tp.log
-progress = tp.progress
+log = common.log
+progress = common.progress
 
 SCALE_SQL = "SELECT id, id * 2 AS doubled, CAST(id AS STRING) AS label FROM range(0, {rows}, 1, {partitions})"
 BIG_SQL = "SELECT id, id * 2 AS doubled, CAST(id AS STRING) AS label FROM range({rows})"
@@ -62,7 +61,7 @@ BIG_DRIVER_MEMORY = "1g"
 BIG_MEMORY_BUDGET = "256m"
 
 RSS_INTERVAL = 0.5
-CONTENDED_SHARE = tp.CONTENDED_SHARE
+CONTENDED_SHARE = common.CONTENDED_SHARE
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 MB = 1e6
 
@@ -594,20 +593,21 @@ def client_main(args: argparse.Namespace) -> int:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+    def __init__(self, args: argparse.Namespace, tmp: Path, registry: common.Registry,
+                 monitor: common.CpuMonitor) -> None:
         self.args = args
         self.tmp = tmp
-        self.registry = tp.Registry()
-        self.monitor = tp.CpuMonitor()
+        self.registry = registry
+        self.monitor = monitor
         #: the process tree of each process started (by its pid), for a last sweep of the
         #: processes that left its process group (ZooKeeper and the metastore do)
         self.trees: dict[int, dict[int, int]] = {}
 
     # -- processes ---------------------------------------------------------
-    def remember_tree(self, proc: tp.Managed) -> None:
+    def remember_tree(self, proc: common.Managed) -> None:
         self.trees.setdefault(proc.proc.pid, {}).update(descendants(proc.proc.pid))
 
-    def stop(self, proc: tp.Managed, grace: float) -> None:
+    def stop(self, proc: common.Managed, grace: float) -> None:
         self.remember_tree(proc)
         self.registry.stop(proc, grace=grace)
         killed = kill_leftovers(self.trees.pop(proc.proc.pid, {}))
@@ -624,7 +624,6 @@ class Bench:
             if killed:
                 log(f"  stopped {len(killed)} processes that outlived their parent")
         self.trees.clear()
-        self.monitor.stop()
 
     def client(self, kind: str, timeout: float, uri: str = "", wait_idle: bool = True) -> dict[str, Any]:
         """Run one client process; returns its JSON plus the CPU other processes used meanwhile."""
@@ -644,7 +643,7 @@ class Bench:
         start = self.monitor.snapshot()
         ticks0 = machine_ticks()
         wall_start = time.time()
-        proc = self.registry.add(tp.Managed(f"client-{kind}", cmd, self.tmp / f"client-{kind}.log", env=env, cwd=self.tmp))
+        proc = self.registry.add(common.Managed(f"client-{kind}", cmd, self.tmp / f"client-{kind}.log", env=env, cwd=self.tmp))
         timed_out = False
         try:
             code = proc.wait(timeout)
@@ -711,7 +710,7 @@ class Bench:
         return result
 
     # -- part 1 ------------------------------------------------------------
-    def start_cluster(self, nodes: int) -> tuple[tp.Managed, list[str]]:
+    def start_cluster(self, nodes: int) -> tuple[common.Managed, list[str]]:
         work = self.tmp / f"cluster-{nodes}"
         cmd = [
             flightsql_bin(), "cluster", "--nodes", str(nodes), "--port", "0", "--work-dir", str(work),
@@ -720,7 +719,7 @@ class Bench:
         env = dict(os.environ)
         env.pop("PYSPARK_SUBMIT_ARGS", None)
         proc = self.registry.add(
-            tp.Managed(f"cluster-{nodes}", cmd, self.tmp / f"cluster-{nodes}.log", env=env, cwd=self.tmp,
+            common.Managed(f"cluster-{nodes}", cmd, self.tmp / f"cluster-{nodes}.log", env=env, cwd=self.tmp,
                        ready=r"^cluster ready:")
         )
         t0 = time.perf_counter()
@@ -751,11 +750,11 @@ class Bench:
                 proc = None
                 try:
                     proc, uris = self.start_cluster(nodes)
-                    heaps = tp.group_jvm_heaps(proc.pgid)
+                    heaps = common.group_jvm_heaps(proc.pgid)
                     result = self.checked("scale", timeout, uris[0])
                     result["uris"], result["jvm_xmx"] = uris, heaps
                     result["spill_per_node"] = [
-                        tp.spill_usage(self.tmp / f"cluster-{nodes}" / f"node-{i}" / "spill") for i in range(nodes)
+                        common.spill_usage(self.tmp / f"cluster-{nodes}" / f"node-{i}" / "spill") for i in range(nodes)
                     ]
                     return result
                 finally:
@@ -800,7 +799,7 @@ class Bench:
         env = dict(os.environ)
         env.pop("PYSPARK_SUBMIT_ARGS", None)
         node = self.registry.add(
-            tp.Managed("big-node", cmd, self.tmp / "big-node.log", env=env, cwd=self.tmp,
+            common.Managed("big-node", cmd, self.tmp / "big-node.log", env=env, cwd=self.tmp,
                        ready=r"ready: Flight SQL at (grpc://127\.0\.0\.1:\d+)")
         )
         sampler = None
@@ -809,7 +808,7 @@ class Bench:
             uri = node.wait_ready(self.args.start_timeout).group(1)
             log(f"  node ready at {uri} after {time.perf_counter() - t0:.1f}s")
             self.remember_tree(node)
-            heaps = tp.group_jvm_heaps(node.pgid)
+            heaps = common.group_jvm_heaps(node.pgid)
             sampler = RssSampler(node.proc.pid)
             result = self.checked("big", timeout, uri)
             time.sleep(3)  # a few samples after the stream ended
@@ -820,7 +819,7 @@ class Bench:
             result["rss_samples"] = compact_samples(
                 [s for s in sampler.samples if s["t"] >= result["wall_start"] - 5], result["wall_start"]
             )
-            result["spill"] = tp.spill_usage(work / "spill")
+            result["spill"] = common.spill_usage(work / "spill")
             return result
         finally:
             if sampler is not None:
@@ -831,13 +830,13 @@ class Bench:
     @contextlib.contextmanager
     def connect_settings(self) -> Iterator[dict[str, str]]:
         """throughput.py's Spark Connect launcher, with this benchmark's driver memory and master."""
-        saved = tp.COMMON_CONF, tp.MASTER
-        tp.COMMON_CONF = {**saved[0], "spark.driver.memory": BIG_DRIVER_MEMORY}
-        tp.MASTER = MASTER
+        saved = common.COMMON_CONF, common.MASTER
+        common.COMMON_CONF = {**saved[0], "spark.driver.memory": BIG_DRIVER_MEMORY}
+        common.MASTER = MASTER
         try:
-            yield dict(tp.COMMON_CONF)
+            yield dict(common.COMMON_CONF)
         finally:
-            tp.COMMON_CONF, tp.MASTER = saved
+            common.COMMON_CONF, common.MASTER = saved
 
     def big_connect(self) -> dict[str, Any]:
         rows = self.args.big_rows
@@ -846,11 +845,11 @@ class Bench:
         server = sampler = None
         with self.connect_settings() as conf:
             out["conf"] = conf
-            out["master"] = tp.MASTER
-            server, uri = tp.start_spark_connect(self.registry, self.tmp, self.args.start_timeout)
+            out["master"] = common.MASTER
+            server, uri = common.start_spark_connect(self.registry, self.tmp, self.args.start_timeout)
         try:
             self.remember_tree(server)
-            out["jvm_xmx"] = tp.group_jvm_heaps(server.pgid)
+            out["jvm_xmx"] = common.group_jvm_heaps(server.pgid)
             sampler = RssSampler(server.proc.pid)
             result = self.client("connect-big", self.args.connect_timeout, uri)
             time.sleep(3)
@@ -1080,22 +1079,17 @@ def print_big(report: dict[str, Any]) -> None:
 
 
 def orchestrate(args: argparse.Namespace) -> int:
-    tp.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    with common.bench_run("flightsql-bench-cluster-") as (registry, monitor, tmp):
+        return _orchestrate(args, Bench(args, tmp, registry, monitor))
+
+
+def _orchestrate(args: argparse.Namespace, bench: Bench) -> int:
     started = time.time()
-    tmp = Path(tempfile.mkdtemp(prefix="flightsql-bench-cluster-"))
-    bench = Bench(args, tmp)
+    tmp = bench.tmp
     errors: dict[str, str] = {}
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        log(f"interrupted ({signal.Signals(signum).name}): stopping everything this benchmark started")
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, on_signal)
     parts = set(args.parts.split(","))
     try:
-        info = tp.machine_info()
+        info = common.machine_info()
         log(f"machine: {info['nproc']} cores, pyspark {info['pyspark']}, pyarrow {info['pyarrow']}; scratch {tmp}")
         report: dict[str, Any] = {
             "benchmark": "cluster",
@@ -1147,9 +1141,8 @@ def orchestrate(args: argparse.Namespace) -> int:
         report["errors"] = errors
         report["duration_seconds"] = round(time.time() - started, 1)
         print_report(report)
-        out = tp.RESULTS_DIR / f"cluster-{stamp}.json"
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"results written to {out} (took {report['duration_seconds'] / 60:.1f} min)")
+        common.write_results("cluster", report)
+        print(f"(took {report['duration_seconds'] / 60:.1f} min)")
         if errors:
             log("some measurements failed:\n" + "\n".join(f"  {k}: {first_line(v)}" for k, v in errors.items()))
         return 1 if errors else 0

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import sys
 import threading
@@ -32,7 +31,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import throughput as tp  # noqa: E402 - the shared servers, CPU monitor and report helpers
+import common  # noqa: E402 - the shared servers, processes, timing loop and reports
 
 TABLE_SQL = (
     "CREATE TABLE dash USING parquet AS SELECT id, CAST(id % 50 AS INT) AS region, "
@@ -134,8 +133,8 @@ def _load(make: Callable[[str], tuple[Client, Callable[[], None]]], uri: str, cl
     for _, close in made:
         close()
     every = sorted(x for per in latencies for x in per)
-    return {"queries": len(every), "qps": len(every) / seconds, "p50_s": tp.percentile(every, 50) if every else None,
-            "p95_s": tp.percentile(every, 95) if every else None, "errors": errors[:5], "error_count": len(errors)}
+    return {"queries": len(every), "qps": len(every) / seconds, "p50_s": common.percentile(every, 50) if every else None,
+            "p95_s": common.percentile(every, 95) if every else None, "errors": errors[:5], "error_count": len(errors)}
 
 
 def _select_one(make: Callable[[str], tuple[Client, Callable[[], None]]], uri: str, runs: int) -> float:
@@ -163,17 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
 
-    with tp.bench_run("flightsql-dashboard-") as (registry, monitor, tmp):
-        info = tp.machine_info()
-        tp.log(f"machine: {info['nproc']} cores; {args.clients} clients, both servers up, rounds alternating")
-        _node, node_uri = tp.start_node(registry, tmp, args.start_timeout)
-        _server, connect_uri = tp.start_spark_connect(registry, tmp, args.start_timeout)
+    with common.bench_run("flightsql-dashboard-") as (registry, monitor, tmp):
+        info = common.machine_info()
+        common.log(f"machine: {info['nproc']} cores; {args.clients} clients, both servers up, rounds alternating")
+        _node, node_uri = common.start_node(registry, tmp, args.start_timeout)
+        _server, connect_uri = common.start_spark_connect(registry, tmp, args.start_timeout)
         servers = {"node": (_adbc_client, node_uri), "connect": (_connect_client, connect_uri)}
         for name, (make, uri) in servers.items():
             run, close = make(uri)
             run(TABLE_SQL.format(rows=args.rows))
             close()
-            tp.log(f"  {name}: table dash of {args.rows:,} rows made")
+            common.log(f"  {name}: table dash of {args.rows:,} rows made")
         answers = Answers()
         rounds = []
         for index in range(args.rounds):
@@ -186,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             timed["first"] = order[0]
             timed["foreign_cpu_share"] = monitor.since(start)["foreign_share_of_machine"]
             rounds.append(timed)
-            tp.progress(f"round {index + 1}/{args.rounds}: node {timed['node']['qps']:.1f} q/s, p95 "
+            common.progress(f"round {index + 1}/{args.rounds}: node {timed['node']['qps']:.1f} q/s, p95 "
                         f"{timed['node']['p95_s']:.3f}s; Spark Connect {timed['connect']['qps']:.1f} q/s, p95 "
                         f"{timed['connect']['p95_s']:.3f}s; SELECT 1 p50 node "
                         f"{timed['select_one_p50_s']['node'] * 1000:.1f} ms, Connect "
@@ -198,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "dashboard",
             "timestamp": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "machine": info,
-            "settings": {"master": tp.MASTER, "conf": tp.COMMON_CONF, "rows": args.rows, "clients": args.clients,
+            "settings": {"master": common.MASTER, "conf": common.COMMON_CONF, "rows": args.rows, "clients": args.clients,
                          "seconds": args.seconds, "queries": QUERIES},
             "qps_ratio_median": statistics.median(qps), "p95_ratio_median": statistics.median(p95),
             "select_one_p50_ratio_median": statistics.median(one),
@@ -213,9 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             failed = sum(r[name]["error_count"] for r in rounds)
             if failed:
                 print(f"{name}: {failed} queries failed, e.g. {rounds[0][name]['errors'][:1]}")
-        out = tp.RESULTS_DIR / f"dashboard-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"results written to {out}")
+        common.write_results("dashboard", report)
         return 0
 
 

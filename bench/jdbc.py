@@ -35,26 +35,26 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import throughput as tp  # noqa: E402 - the shared servers, checks and CPU monitor
+import common  # noqa: E402 - the shared servers, processes, timing loop and reports
 
 REPO = Path(__file__).resolve().parents[1]
 READER = Path(__file__).resolve().parent / "jdbc" / "JdbcRead.java"
 
-THRIFT_LOG4J2 = tp.CONNECT_LOG4J2.replace(
+THRIFT_LOG4J2 = common.CONNECT_LOG4J2.replace(
     "org.apache.spark.sql.connect.service.SparkConnectServer", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2")
 
 
-def start_thrift_server(registry: tp.Registry, tmp: Path, timeout: float, sasl: bool) -> tuple[tp.Managed, str]:
+def start_thrift_server(registry: common.Registry, tmp: Path, timeout: float, sasl: bool) -> tuple[common.Managed, str]:
     """Spark's Thrift Server from the pip pyspark jars, through bin/spark-submit as for a
     Spark distribution, on a free loopback port."""
-    home = tp.pyspark_home()
+    home = common.pyspark_home()
     if not list((home / "jars").glob("spark-hive-thriftserver_*.jar")):
         raise RuntimeError(f"no spark-hive-thriftserver jar in {home / 'jars'}")
-    port = tp.free_port()
+    port = common.free_port()
     cmd = ["bash", str(home / "bin" / "spark-submit"),
            "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
-           "--name", "bench-thrift-server", "--master", tp.MASTER]
-    for key, value in tp.COMMON_CONF.items():
+           "--name", "bench-thrift-server", "--master", common.MASTER]
+    for key, value in common.COMMON_CONF.items():
         cmd += ["--conf", f"{key}={value}"]
     cmd += ["--conf", f"spark.sql.warehouse.dir={tmp / 'thrift-warehouse'}",
             "--conf", f"spark.driver.extraJavaOptions=-Dderby.system.home={tmp / 'thrift-derby'}",
@@ -68,11 +68,11 @@ def start_thrift_server(registry: tp.Registry, tmp: Path, timeout: float, sasl: 
     env = dict(os.environ, SPARK_HOME=str(home), SPARK_CONF_DIR=str(conf_dir))
     for key in ("SPARK_REMOTE", "PYSPARK_SUBMIT_ARGS"):
         env.pop(key, None)
-    server = registry.add(tp.Managed("thrift-server", cmd, tmp / "thrift-server.log", env=env, cwd=tmp,
+    server = registry.add(common.Managed("thrift-server", cmd, tmp / "thrift-server.log", env=env, cwd=tmp,
                                      ready=r"HiveThriftServer2 started"))
     started = time.perf_counter()
     server.wait_ready(timeout)
-    tp.log(f"  Thrift Server ready on 127.0.0.1:{port} after {time.perf_counter() - started:.1f}s")
+    common.log(f"  Thrift Server ready on 127.0.0.1:{port} after {time.perf_counter() - started:.1f}s")
     return server, f"jdbc:hive2://127.0.0.1:{port}/default" + ("" if sasl else ";auth=noSasl")
 
 
@@ -89,8 +89,8 @@ def read_rounds(tmp: Path, targets: dict[str, str], rows: int, rounds: int, time
     """Every read of JdbcRead's run, one dict per line it printed."""
     classes = tmp / "classes"
     subprocess.run(["javac", "-d", str(classes), str(READER)], check=True)
-    classpath = os.pathsep.join([str(classes), str(flight_sql_jar()), str(tp.pyspark_home() / "jars" / "*")])
-    sql = tp.THROUGHPUT_SQL.format(rows=rows)
+    classpath = os.pathsep.join([str(classes), str(flight_sql_jar()), str(common.pyspark_home() / "jars" / "*")])
+    sql = common.THROUGHPUT_SQL.format(rows=rows)
     cmd = ["java", "--add-opens=java.base/java.nio=ALL-UNNAMED", "-Xmx2g", f"-Dbench.fetchSize={fetch_size}", "-cp", classpath, "JdbcRead",
            str(rounds), str(rows), sql, *(f"{name}={url}" for name, url in targets.items())]
     reads = []
@@ -101,7 +101,7 @@ def read_rounds(tmp: Path, targets: dict[str, str], rows: int, rounds: int, time
         for line in reader.stdout:
             read = json.loads(line)
             reads.append(read)
-            tp.progress(f"round {read['round']} {read['name']}: {read['seconds']:.2f}s (executeQuery {read['execute_seconds']:.2f}s)")
+            common.progress(f"round {read['round']} {read['name']}: {read['seconds']:.2f}s (executeQuery {read['execute_seconds']:.2f}s)")
             if time.monotonic() > deadline:
                 os.killpg(reader.pid, signal.SIGKILL)
                 raise TimeoutError(f"the JDBC reads took longer than {timeout:.0f} s")
@@ -115,13 +115,14 @@ def summary(reads: list[dict[str, Any]], rows: int) -> dict[str, Any]:
     rounds = sorted({r["round"] for r in timed})
     seconds = {name: [next(r["seconds"] for r in timed if r["round"] == n and r["name"] == name) for n in rounds]
                for name in ("node", "thrift")}
-    ratios = [t / n for n, t in zip(seconds["node"], seconds["thrift"])]  # how much faster the node is
+    ratio = common.round_ratios(seconds["thrift"], seconds["node"])  # how much faster the node is
+    assert ratio is not None
     return {
         "node_median_s": statistics.median(seconds["node"]), "thrift_median_s": statistics.median(seconds["thrift"]),
         "node_rows_per_s": rows / statistics.median(seconds["node"]),
         "thrift_rows_per_s": rows / statistics.median(seconds["thrift"]),
-        "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-        "ratios": ratios,
+        "ratio_median": ratio["median"], "ratio_min": ratio["min"], "ratio_max": ratio["max"],
+        "ratios": ratio["rounds"],
     }
 
 
@@ -136,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fetch-size", type=int, default=10000, help="JDBC fetch size of both drivers")
     args = parser.parse_args(argv)
 
-    with tp.bench_run("flightsql-jdbc-") as (registry, monitor, tmp):
-        info = tp.machine_info()
-        tp.log(f"machine: {info['nproc']} cores; both servers up, rounds alternating; scratch {tmp}")
-        _node, node_uri = tp.start_node(registry, tmp, args.start_timeout)
+    with common.bench_run("flightsql-jdbc-") as (registry, monitor, tmp):
+        info = common.machine_info()
+        common.log(f"machine: {info['nproc']} cores; both servers up, rounds alternating; scratch {tmp}")
+        _node, node_uri = common.start_node(registry, tmp, args.start_timeout)
         _thrift, thrift_url = start_thrift_server(registry, tmp, args.start_timeout, args.thrift_sasl)
         node_url = f"jdbc:arrow-flight-sql://{node_uri.split('://', 1)[1]}?useEncryption=false"
         start = monitor.snapshot()
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "jdbc",
             "timestamp": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "machine": info,
-            "settings": {"master": tp.MASTER, "conf": tp.COMMON_CONF, "fetch_size": args.fetch_size},
+            "settings": {"master": common.MASTER, "conf": common.COMMON_CONF, "fetch_size": args.fetch_size},
             "rows": args.rows,
             "foreign_cpu_share": monitor.since(start)["foreign_share_of_machine"],
             **summary(reads, args.rows),
@@ -158,9 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"JDBC, {args.rows:,} rows: node (Flight SQL JDBC) {report['node_rows_per_s'] / 1e6:.2f} M rows/s, "
               f"Thrift Server (Hive JDBC) {report['thrift_rows_per_s'] / 1e6:.2f} M rows/s; node / Thrift Server "
               f"{report['ratio_median']:.2f}x (rounds {report['ratio_min']:.2f}-{report['ratio_max']:.2f}x)")
-        out = tp.RESULTS_DIR / f"jdbc-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"results written to {out}")
+        common.write_results("jdbc", report)
         return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable, Iterable, Iterator
+from typing import Literal
 
 import grpc
 import pyarrow as pa
@@ -33,6 +34,11 @@ from flightmanager.spool import ResultSpool
 log = logging.getLogger(__name__)
 
 
+#: how a push of a partition ended: committed; dropped (another attempt of the partition
+#: won); incomplete (it ended before its completion marker: the attempt failed midway)
+PushOutcome = Literal["committed", "dropped", "incomplete"]
+
+
 class InternalFlightService(FlightService):
     """Accepts DoPut from executors into the spools of this node."""
 
@@ -41,12 +47,12 @@ class InternalFlightService(FlightService):
         push_key: bytes,
         spool_of: Callable[[str], ResultSpool | None],
         on_exhausted: Callable[[str], None] = lambda query_id: None,
-        on_pushed: Callable[[str, int, bool], None] = lambda query_id, rows, committed: None,
+        on_pushed: Callable[[str, int, PushOutcome], None] = lambda query_id, rows, outcome: None,
     ) -> None:
         self._push_key = push_key
         self._spool_of = spool_of
         self._on_exhausted = on_exhausted
-        #: a push ended: (query, rows, committed) -- committed False: another attempt won
+        #: a push ended: (query, rows received, how it ended)
         self._on_pushed = on_pushed
 
     def do_put(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterable[pb.PutResult]:
@@ -122,9 +128,11 @@ class InternalFlightService(FlightService):
             raise
         except BaseException:
             writer.abort()
+            # the executor's attempt failed or was cut off midway; its committed pieces stay
+            self._on_pushed(header.query_id, writer.rows, "incomplete")
             raise
         committed = writer.commit()
-        self._on_pushed(header.query_id, writer.rows, committed)
+        self._on_pushed(header.query_id, writer.rows, "committed" if committed else "dropped")
         log.log(
             logging.DEBUG if committed else logging.INFO,
             "query %s partition %d attempt %d: %d rows %s",

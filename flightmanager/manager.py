@@ -309,14 +309,15 @@ class SparkFlightManager:
         suspected = self.peers.suspected()
         return [n for n in self.membership.targets() if n.node_id not in suspected]
 
-    def pushed(self, query_id: str, rows: int, committed: bool) -> None:
-        """An executor's push of a partition ended (committed, or dropped as a duplicate)."""
+    def pushed(self, query_id: str, rows: int, outcome: str) -> None:
+        """An executor's push of a partition ended: committed, dropped as a duplicate, or
+        incomplete (the attempt failed midway)."""
         record = self._records.get(query_id)
         if record is not None and record.internal:
             return
         label = self.node.node_id
-        metrics.PARTITIONS_PUSHED.labels(label, "committed" if committed else "dropped").inc()
-        if committed:
+        metrics.PARTITIONS_PUSHED.labels(label, outcome).inc()
+        if outcome == "committed":
             metrics.ROWS_RECEIVED.labels(label).inc(rows)
 
     def _register(

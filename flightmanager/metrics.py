@@ -40,7 +40,7 @@ BYTES_SERVED = Counter("flightsql_result_bytes_served", "Result bytes (Arrow IPC
 ROWS_RECEIVED = Counter("flightsql_result_rows_received", "Result rows committed from executor pushes", ["node"])
 PARTITIONS_PUSHED = Counter(
     "flightsql_partitions_pushed", "Partition pushes from executors, by outcome (committed; dropped: "
-    "another attempt of the partition won)", ["node", "outcome"],
+    "another attempt of the partition won; incomplete: the attempt failed before it finished)", ["node", "outcome"],
 )
 
 # -- spools ----------------------------------------------------------------------------

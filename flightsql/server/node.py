@@ -182,7 +182,7 @@ class FlightSqlNode:
             keys.pushes,
             lambda query_id: holder["manager"].spool_of(query_id),
             lambda query_id: holder["manager"].exhausted(query_id),
-            lambda query_id, rows, committed: holder["manager"].pushed(query_id, rows, committed),
+            lambda query_id, rows, outcome: holder["manager"].pushed(query_id, rows, outcome),
         )
         serve(self.internal_server, internal)
         self.status_server: StatusServer | None = None

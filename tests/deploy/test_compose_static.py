@@ -219,7 +219,8 @@ def test_the_image_installs_this_package_with_java_17() -> None:
     assert {"pyproject.toml", "README.md", *_package_dirs()} <= copied
     runs = " ".join(args for kind, args in instructions if kind == "RUN")
     assert "openjdk-17-jre" in runs
-    assert re.search(r"pip install [^&]*\s\.(\s|$)", runs), "the image must pip install this project"
+    # this project, as "." or with its extras ("./.[client,datasource]")
+    assert re.search(r"pip install [^&]*\s\"?(\./)?\.(\[[\w,]+\])?\"?(\s|$)", runs), "the image must pip install this project"
 
 
 def test_the_image_holds_every_program_the_services_run(compose: dict[str, Any]) -> None:

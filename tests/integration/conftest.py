@@ -90,13 +90,7 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """Whatever a module starts (nodes, clients, threads, files) is gone when it ends."""
     before = leaks.snapshot()
     yield
-    left = leaks.left_behind(before)
-    report = os.environ.get("FLIGHTSQL_LEAK_REPORT")
-    if report:  # calibration: record instead of failing
-        with open(report, "a") as out:
-            out.write(f"{request.module.__name__}: {left}\n")
-    else:
-        assert not left, f"{request.module.__name__} left behind:\n" + "\n".join(left)
+    leaks.check(request.module.__name__, leaks.left_behind(before))
 
 
 @pytest.fixture(scope="session")

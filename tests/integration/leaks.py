@@ -13,7 +13,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,13 +92,27 @@ def session_resources() -> Iterator[None]:
 
 
 def left_behind(before: Snapshot, timeout: float = GRACE_SECONDS) -> list[str]:
-    """What was made since ``before`` and is still there ``timeout`` seconds on (waiting
-    only as long as something is left)."""
+    """What was made since ``before`` and is still there ``timeout`` seconds on."""
+    return still_there(lambda: snapshot().minus(before).minus(_kept).items(), timeout)
+
+
+def still_there(probe: Callable[[], list[str]], timeout: float = GRACE_SECONDS) -> list[str]:
+    """What ``probe`` still finds after ``timeout`` seconds, waiting only as long as it finds something."""
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
-        extra = snapshot().minus(before).minus(_kept)
-        if not extra.items() or time.monotonic() > deadline:
-            return extra.items()
+        found = probe()
+        if not found or time.monotonic() > deadline:
+            return found
         time.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+def check(what: str, left: list[str]) -> None:
+    """Fail naming what ``what`` left behind (or, with FLIGHTSQL_LEAK_REPORT=FILE, note it there)."""
+    report = os.environ.get("FLIGHTSQL_LEAK_REPORT")
+    if report:  # calibration: record instead of failing
+        with open(report, "a") as out:
+            out.write(f"{what}: {left}\n")
+    else:
+        assert not left, f"{what} left behind:\n" + "\n".join(left)

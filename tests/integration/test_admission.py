@@ -18,10 +18,19 @@ import pytest
 from flightmanager.flight import Flight_pb2 as pb
 from flightsql.protocol import codec
 from flightsql.protocol import commands as cmd
-from tests.integration.test_status_page import WatchedNode, _status_url
 from tests.integration.conftest import (
-    OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, flight_client, start_node, stop_node,
+    OTHER_PASSWORD,
+    OTHER_USER,
+    PASSWORD,
+    USER,
+    RunningNode,
+    _add_user,
+    connect,
+    flight_client,
+    start_node,
+    stop_node,
 )
+from tests.integration.status import WatchedNode, status_url
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +162,7 @@ def test_polling_a_query_shows_its_place_in_the_queue_then_its_progress_to_compl
         assert state == {"state": "PENDING", "fraction": 0.0, "queue_position": 1}
         assert waiting.progress == 0.0 and waiting.HasField("flight_descriptor")
         assert len(waiting.info.endpoint) == 1  # readers may start at once
-        listed = WatchedNode(busy_node, _status_url(busy_node), authorization=None).query(sql)
+        listed = WatchedNode(busy_node, status_url(busy_node), authorization=None).query(sql)
         assert listed is not None and listed["state"] == "PENDING"
         assert listed["progress"]["queue_position"] == 1  # the status page tells the same
     finally:

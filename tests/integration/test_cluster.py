@@ -21,6 +21,7 @@ from flightsql.protocol import commands as cmd
 from tests.integration.conftest import (
     OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node, wait_until,
 )
+from tests.integration.status import WatchedNode, metric_total, status_url
 from tests.integration.zookeeper import ZooKeeperServer, zookeeper  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
@@ -37,13 +38,27 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, zookeeper: ZooKeeperServer
     args = ("--users", str(users), *zookeeper.node_args("/cluster-test"), "--result-ttl", "15",
             "--conf", "spark.driver.memory=768m", "--master", "local[1,4]",  # tasks may be retried
             # the operator trusts these users with reflection: slow partitions (Thread.sleep) for fault tests
-            "--allow-server-access", "reflection")
+            "--allow-server-access", "reflection", "--http-port", "0")
     with ThreadPoolExecutor(3) as pool:
         nodes = list(pool.map(lambda i: start_node(base / f"node{i}", *args), range(3)))
     yield nodes
     for node in nodes:
         if node.process.poll() is None:
             stop_node(node)
+
+
+def _watched(cluster: list[RunningNode]) -> list[WatchedNode]:
+    """The nodes' status pages and metrics (as alice: any logged-in user sees them without a policy)."""
+    return [WatchedNode(node, status_url(node)) for node in cluster if node.process.poll() is None]
+
+
+def _pushes(cluster: list[RunningNode], outcome: str) -> float:
+    return metric_total(_watched(cluster), "flightsql_partitions_pushed_total", outcome=outcome)
+
+
+def _live_uris(node: RunningNode) -> set[str]:
+    """The nodes ``node`` sees in the cluster (its status API)."""
+    return {n["public_uri"] for n in WatchedNode(node, status_url(node)).get_json("api/status")["nodes"]}
 
 
 def _client(node: RunningNode, user: str = USER, password: str = PASSWORD):  # type: ignore[no-untyped-def]
@@ -75,6 +90,7 @@ def test_every_node_serves_a_share(cluster: list[RunningNode]) -> None:
 
 
 def test_retried_tasks_never_duplicate_rows(cluster: list[RunningNode]) -> None:
+    dropped = _pushes(cluster, "dropped")
     with connect(cluster[0]) as conn, conn.cursor() as cur:
         cur.execute("SET spark.flightsql.test.failAfterCommit=true")
         try:
@@ -83,8 +99,8 @@ def test_retried_tasks_never_duplicate_rows(cluster: list[RunningNode]) -> None:
         finally:
             cur.execute("SET spark.flightsql.test.failAfterCommit=false")
     assert sorted(table.column("id").to_pylist()) == list(range(600000))  # once each, none missing
-    dropped = [line for node in cluster for line in node.log_lines if "another attempt of the partition won" in line]
-    assert len(dropped) >= 12  # every partition's retry pushed again and was dropped
+    # every partition's retry pushed again, and the nodes dropped it (a metric, as an operator sees it)
+    assert _pushes(cluster, "dropped") - dropped >= 12
 
 
 def test_a_task_that_dies_mid_partition_is_retried_without_losing_or_repeating_a_row(
@@ -92,6 +108,7 @@ def test_a_task_that_dies_mid_partition_is_retried_without_losing_or_repeating_a
 ) -> None:
     """A deterministic query's partitions are pushed in pieces that readers get as they
     commit. Every task's first attempt stops after two pieces; the retry skips them."""
+    incomplete = _pushes(cluster, "incomplete")
     with connect(cluster[0]) as conn, conn.cursor() as cur:
         cur.execute("SET spark.sql.execution.arrow.maxRecordsPerBatch=2000")  # 25 batches a partition
         cur.execute("SET spark.flightsql.test.failMidPartition=true")
@@ -102,8 +119,8 @@ def test_a_task_that_dies_mid_partition_is_retried_without_losing_or_repeating_a
             cur.execute("SET spark.flightsql.test.failMidPartition=false")
     assert sorted(table.column("id").to_pylist()) == list(range(600000))  # once each, none missing
     assert pc.sum(table.column("doubled")).as_py() == 600000 * 599999
-    failed = [line for node in cluster for line in node.log_lines if "attempt 0 after 2 pieces" in line]
-    assert failed, "the first attempts were pushed in pieces and stopped midway"
+    # the first attempts were pushed in pieces and stopped midway: the nodes saw pushes end unfinished
+    assert _pushes(cluster, "incomplete") - incomplete >= 12
 
 
 def test_adbc_reads_all_endpoints(cluster: list[RunningNode]) -> None:
@@ -164,10 +181,18 @@ def test_expired_ticket_is_not_found(cluster: list[RunningNode]) -> None:
     request = pb.RenewFlightEndpointRequest(endpoint=pb.FlightEndpoint.FromString(info.endpoints[0].serialize()))
     (renewed,) = client.do_action(flight.Action("RenewFlightEndpoint", request.SerializeToString()), options)
     expires_ns = pb.FlightEndpoint.FromString(renewed.body.to_pybytes()).expiration_time.ToNanoseconds()
-    time.sleep(max(0.0, expires_ns / 1e9 - time.time()) + 1.5)  # past the renewed expiration time
-    for endpoint in info.endpoints:
-        with pytest.raises(pa.ArrowKeyError):  # gRPC NOT_FOUND
-            _read(endpoint, cluster)
+
+    def expired() -> bool:
+        for endpoint in info.endpoints:
+            try:
+                _read(endpoint, cluster)
+                return False
+            except pa.ArrowKeyError:  # gRPC NOT_FOUND
+                continue
+        return True
+
+    wait_until(expired, max(0.0, expires_ns / 1e9 - time.time()) + 15, "the results to expire")
+    assert time.time() >= expires_ns / 1e9  # not before the renewed expiration time
 
 
 def test_another_users_ticket_is_refused_on_every_node(cluster: list[RunningNode]) -> None:
@@ -269,16 +294,19 @@ def test_losing_a_node_fails_every_stream_quickly(cluster: list[RunningNode]) ->
             errors[location] = exc
 
     threads = [threading.Thread(target=read, args=(e,)) for e in info.endpoints]
+    received = metric_total(_watched(cluster), "flightsql_result_rows_received_total")
     for t in threads:
         t.start()
-    time.sleep(2)  # let the job start pushing (a deliberate head start, not a wait for a condition)
+    # the job is pushing: some partition reached a node
+    wait_until(lambda: metric_total(_watched(cluster), "flightsql_result_rows_received_total") > received, 60,
+               "the first push")
     os.kill(victim.process.pid, signal.SIGKILL)
     started = time.monotonic()
     for t in threads:
         t.join(60)
         assert not t.is_alive(), "a reader hung after a node was lost"
     elapsed = time.monotonic() - started
-    assert set(errors) == {n.uri for n in cluster if n is not victim}
+    assert set(errors) == {e.locations[0].uri.decode() for e in info.endpoints} - {victim.uri}
     for location, error in errors.items():
         assert error is not None, f"{location} delivered a result although a node holding part of it died"
         assert "lost" in str(error) or "failed" in str(error), str(error)
@@ -286,34 +314,43 @@ def test_losing_a_node_fails_every_stream_quickly(cluster: list[RunningNode]) ->
 
 
 def test_a_drained_node_leaves_once_its_results_are_read(cluster: list[RunningNode]) -> None:
-    # runs after the SIGKILL test: nodes 0 and 1 are left, once the first has seen node 2 go
-    # (a failed push may end that test before ZooKeeper's session timeout does)
-    first, leaving = cluster[0], cluster[1]
-    wait_until(lambda: any("left the cluster" in line for line in first.log_lines), 45, "node 2's departure")
+    # whichever nodes earlier tests left alive (one may have been killed): once the first
+    # sees exactly them, a result spreads over them all
+    alive = [n for n in cluster if n.process.poll() is None]
+    first, leaving = alive[0], alive[1]
+    wait_until(lambda: _live_uris(first) == {n.uri for n in alive}, 45, "the cluster to see the live nodes")
     before = _info(first, SPREAD_SQL)
-    assert sorted(e.locations[0].uri.decode() for e in before.endpoints) == sorted([first.uri, leaving.uri])
+    assert sorted(e.locations[0].uri.decode() for e in before.endpoints) == sorted(n.uri for n in alive)
     ours = next(e for e in before.endpoints if e.locations[0].uri.decode() == first.uri)
     theirs = next(e for e in before.endpoints if e.locations[0].uri.decode() == leaving.uri)
     first_part = _read(ours, cluster)
 
+    others = [n for n in before.endpoints if n.locations[0].uri.decode() not in (first.uri, leaving.uri)]
+    parts_elsewhere = [_read(e, cluster) for e in others]
+
     leaving.process.send_signal(signal.SIGTERM)
     # the leaving node's part has not been read: it waits for its reader
-    wait_until(lambda: any("draining" in line for line in first.log_lines), 30, "the cluster to see the drain")
+
+    def drain_seen() -> bool:
+        nodes = WatchedNode(first, status_url(first)).get_json("api/status")["nodes"]
+        return any(n["public_uri"] == leaving.uri and n["draining"] for n in nodes)
+
+    wait_until(drain_seen, 30, "the cluster to see the drain")
     assert leaving.process.poll() is None
 
     # no new work for it: new queries are refused there and get no endpoint on it
     with pytest.raises(flight.FlightUnavailableError, match="draining"):
         _info(leaving, "SELECT 1")
     after = _info(first, SPREAD_SQL)
-    assert [e.locations[0].uri.decode() for e in after.endpoints] == [first.uri]
-    assert _read(after.endpoints[0], cluster).num_rows == 600000
+    assert sorted(e.locations[0].uri.decode() for e in after.endpoints) == sorted(
+        n.uri for n in alive if n is not leaving)
+    assert sum(_read(e, cluster).num_rows for e in after.endpoints) == 600000
 
     # its reader gets every row it holds; then it stops by itself, cleanly
     their_part = _read(theirs, cluster)
-    ids = pa.concat_tables([first_part, their_part]).column("id").to_pylist()
+    ids = pa.concat_tables([first_part, their_part, *parts_elsewhere]).column("id").to_pylist()
     assert sorted(ids) == list(range(600000))
     assert leaving.process.wait(30) == 0
-    wait_until(lambda: any("left the cluster after draining" in line for line in first.log_lines), 30,
-               "the drained node's clean leave")
+    wait_until(lambda: leaving.uri not in _live_uris(first), 30, "the drained node's leave")
     # a clean leave fails nothing: the first node's part of the old query is still readable
     assert _read(ours, cluster).num_rows == first_part.num_rows

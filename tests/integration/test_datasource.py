@@ -20,6 +20,7 @@ from kazoo.exceptions import NoNodeError
 from flightmanager.zk.paths import Paths
 from flightmanager.zk.registry import QueryInfo
 from tests.integration.conftest import PASSWORD, USER, RunningNode, _add_user, start_node, stop_node, wait_until
+from tests.integration.status import WatchedNode, status_url
 from tests.integration.zookeeper import ZooKeeperServer, running_zookeeper
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -33,6 +34,12 @@ class Cluster:
         self.nodes = nodes
         self.uri = nodes[0].uri
         self.zk = zookeeper.client(CHROOT)
+        self.watched = WatchedNode(nodes[0], status_url(nodes[0]))
+        wait_until(lambda: len(self._node_ids()) == len(nodes), 60, "the first node to see the other")
+        self.node_ids = self._node_ids()
+
+    def _node_ids(self) -> set[str]:
+        return {n["node_id"] for n in self.watched.get_json("api/status")["nodes"]}
 
     def queries_with(self, text: str) -> list[QueryInfo]:
         """The query records whose SQL holds ``text``, oldest first."""
@@ -48,10 +55,10 @@ class Cluster:
                 found.append(info)
         return sorted(found, key=lambda q: q.created)
 
-    def served(self, query_id: str) -> dict[str, list[str]]:
-        """Per node URI, the log lines of the streams that node served for the query."""
-        return {n.uri: [line for line in list(n.log_lines) if f"query {query_id}: node" in line and " served " in line]
-                for n in self.nodes}
+    def served(self, query_id: str) -> dict[str, dict[str, int]]:
+        """Per node, what it served of the query, as the status API tells (streams end first)."""
+        served = self.watched.served(query_id)
+        return {node: served.get(node, {"rows": 0, "bytes": 0, "streams": 0}) for node in self.node_ids}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +81,8 @@ def _starting_nodes(base: Path, zookeeper: ZooKeeperServer,
     users = base / "users"
     _add_user(users, USER, PASSWORD)
     args = ("--users", str(users), *zookeeper.node_args(CHROOT), "--result-ttl", "120", "--metastore", metastore,
-            "--execution-mode", "distributed", "--conf", "spark.driver.memory=640m", "--master", "local[2]")
+            "--execution-mode", "distributed", "--conf", "spark.driver.memory=640m", "--master", "local[2]",
+            "--http-port", "0")
     with ThreadPoolExecutor(2) as pool:
         starting = [pool.submit(start_node, base / f"node{i}", *args) for i in range(2)]
         yield zookeeper, starting
@@ -132,9 +140,8 @@ def test_every_endpoint_is_a_partition_read_in_parallel(spark: Any, cluster: Clu
 
     # each node streamed its own share of the last query: both served rows
     query = cluster.queries_with(sql)[-1]
-    wait_until(lambda: all(cluster.served(query.query_id).values()), 30, "every node's stream to end")
-    for lines in cluster.served(query.query_id).values():
-        assert any(" served 0 rows" not in line for line in lines), lines
+    wait_until(lambda: all(s["rows"] > 0 for s in cluster.served(query.query_id).values()), 30,
+               "every node's stream to end, rows served")
 
 
 def test_pushed_filters_reach_the_server_and_the_rest_stays_in_spark(spark: Any, cluster: Cluster) -> None:
@@ -208,7 +215,7 @@ def test_a_retried_task_reads_its_endpoint_again(spark: Any, cluster: Cluster) -
 
     query = cluster.queries_with(sql)[-1]
     # each endpoint was streamed once by the failed attempt and once more by the retry
-    wait_until(lambda: all(len(lines) >= 2 for lines in cluster.served(query.query_id).values()), 30,
+    wait_until(lambda: all(s["streams"] >= 2 for s in cluster.served(query.query_id).values()), 30,
                "both attempts' streams on every node")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import PASSWORD, USER, _add_user, connect, start_node, stop_node, wait_until
-from tests.integration.test_status_page import WatchedNode, _status_url
+from tests.integration.status import WatchedNode, status_url
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def test_history_outlives_results_and_restarts_and_keeps_its_bounds(tmp_path: Pa
             for sql in sqls:
                 cur.execute(sql)
                 assert cur.fetch_arrow_table().num_rows == 1000 * (sqls.index(sql) + 1)
-        watched = WatchedNode(node, _status_url(node), authorization=None)
+        watched = WatchedNode(node, status_url(node), authorization=None)
 
         def expired() -> list[dict]:  # type: ignore[type-arg]
             return [q for q in watched.get_json("api/status")["recent"] if q["sql"] in sqls and q["state"] == "EXPIRED"]
@@ -35,7 +35,7 @@ def test_history_outlives_results_and_restarts_and_keeps_its_bounds(tmp_path: Pa
 
     node = start_node(tmp_path / "node", *args)  # the same work directory: the same embedded ZooKeeper
     try:
-        watched = WatchedNode(node, _status_url(node), authorization=None)
+        watched = WatchedNode(node, status_url(node), authorization=None)
         kept = {q["sql"]: q for q in watched.get_json("api/status")["recent"] if q["sql"] in sqls}
         assert sorted(kept) == sorted(sqls[1:])  # the oldest went: at most three are kept
         for i, sql in enumerate(sqls[1:], start=1):

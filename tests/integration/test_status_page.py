@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import shutil
@@ -11,17 +10,25 @@ import subprocess
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import (
-    OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node, wait_until,
+    OTHER_PASSWORD,
+    OTHER_USER,
+    PASSWORD,
+    USER,
+    RunningNode,
+    _add_user,
+    connect,
+    start_node,
+    stop_node,
+    wait_until,
 )
 from tests.integration.jdbc import jdbc_connect, jvm  # noqa: F401 - the fixture
+from tests.integration.status import WatchedNode, basic, status_url
 from tests.integration.zookeeper import running_zookeeper
 
 pytestmark = pytest.mark.integration
@@ -31,63 +38,6 @@ GOOD_SQL = "SELECT id, '<script>alert(1)</script>' AS tag FROM range(0, 1000, 1,
 BAD_SQL = "SELECT assert_true(id < 5, 'id too large') FROM range(10)"
 REFUSED_SQL = "SELECT * FROM no_such_table_here"  # refused before anything runs
 BROWSERS = ("chromium", "chromium-browser", "chromium-headless-shell")
-
-
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-@dataclass
-class WatchedNode:
-    node: RunningNode
-    url: str  # of the status page
-    #: the Authorization header the requests send (an operator logged in as alice)
-    authorization: str | None = basic(USER, PASSWORD)
-
-    @property
-    def node_id(self) -> str:
-        return self.get_json("api/status")["node"]["node_id"]
-
-    def get(self, path: str, authorization: str | None = "") -> tuple[int, str]:
-        request = urllib.request.Request(self.url + path)
-        header = self.authorization if authorization == "" else authorization
-        if header is not None:
-            request.add_header("Authorization", header)
-        try:
-            with urllib.request.urlopen(request, timeout=20) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-
-    def get_json(self, path: str) -> Any:
-        code, body = self.get(path)
-        assert code == 200, body
-        return json.loads(body)
-
-    def query(self, sql: str) -> dict[str, Any] | None:
-        status = self.get_json("api/status")
-        return next((q for q in status["running"] + status["recent"] if q["sql"] == sql), None)
-
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        code, body = self.get("metrics")
-        assert code == 200
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(body)
-            for sample in family.samples
-        }
-
-    def log_records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in list(self.node.log_lines) if line.startswith("{")]
-
-
-def _status_url(node: RunningNode) -> str:
-    for line in node.log_lines:
-        if line.startswith("{"):
-            message = json.loads(line)["message"]
-            if message.startswith("status page at "):
-                return message.split()[3]
-    raise AssertionError("the node logged no status page URL:\n" + node.log()[-3000:])
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +57,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[WatchedNode
         with ThreadPoolExecutor(2) as pool:
             started = list(pool.map(lambda args: start_node(base / args[0], *common, *args[1:]),
                                     [("a", "--demo"), ("b",)]))
-        yield [WatchedNode(node, _status_url(node)) for node in started]
+        yield [WatchedNode(node, status_url(node)) for node in started]
         codes = [stop_node(node) for node in started]
     assert codes == [0, 0], "\n".join(node.log()[-3000:] for node in started)
 
@@ -326,7 +276,7 @@ def open_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WatchedNode]
     _add_user(base / "users", USER, PASSWORD)
     node = start_node(base / "node", "--users", str(base / "users"), "--http-port", "0", "--status-open",
                       "--spark-ui", "--log-format", "json", "--conf", "spark.driver.memory=768m")
-    yield WatchedNode(node, _status_url(node), authorization=None)
+    yield WatchedNode(node, status_url(node), authorization=None)
     assert stop_node(node) == 0
 
 

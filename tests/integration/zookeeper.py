@@ -25,6 +25,7 @@ from typing import Iterator
 import pytest
 
 from flightmanager.zk.embedded import EmbeddedZooKeeper
+from tests.integration import leaks
 
 CHOICE_ENV = "FLIGHTSQL_TEST_ZOOKEEPER"
 CHOICES = ("auto", "container", "embedded")
@@ -151,7 +152,40 @@ def _running_zookeeper(directory: Path) -> Iterator[ZooKeeperServer]:
 
 
 @pytest.fixture(scope="module")
-def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    """One ZooKeeper per test module."""
+def zookeeper(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[ZooKeeperServer]:
+    """One ZooKeeper per test module; when the module ends, no node of it may still be
+    registered (an ephemeral znode outliving its node means the node did not leave)."""
     with running_zookeeper(tmp_path_factory.mktemp("zookeeper")) as server:
         yield server
+        # a node killed on purpose leaves its znodes until its session times out (10 s)
+        leaks.check(f"ZooKeeper of {request.module.__name__}", leaks.still_there(lambda: ephemeral_znodes(server)))
+
+
+def ephemeral_znodes(server: ZooKeeperServer) -> list[str]:
+    """Every ephemeral znode on the server, by path."""
+    from kazoo.exceptions import NoAuthError, NoNodeError
+
+    client = server.client()
+    try:
+        found: list[str] = []
+        paths = ["/"]
+        while paths:
+            path = paths.pop()
+            try:
+                children = client.get_children(path)
+            except (NoNodeError, NoAuthError):  # gone meanwhile, or not the cluster's to read
+                continue
+            for child in children:
+                if path == "/" and child == "zookeeper":
+                    continue  # the server's own
+                child_path = path.rstrip("/") + "/" + child
+                stat = client.exists(child_path)
+                if stat is None:
+                    continue  # gone meanwhile
+                if stat.ephemeralOwner:
+                    found.append(child_path)
+                paths.append(child_path)
+        return found
+    finally:
+        client.stop()
+        client.close()

@@ -91,7 +91,7 @@ class Node:
         self.spools: dict[str, ResultSpool] = {}
         self.exhausted: list[str] = []
         self.exhausted_event = threading.Event()
-        self.pushed: list[tuple[str, int, bool]] = []
+        self.pushed: list[tuple[str, int, str]] = []
         self.service = InternalFlightService(
             PUSH_KEY, self.spools.get, self._on_exhausted, lambda *push: self.pushed.append(push)
         )
@@ -235,7 +235,7 @@ def test_second_attempt_of_a_partition_is_a_duplicate(node: Node) -> None:
     assert spool.memory.used == EncodedBatch.from_record_batch(batch(0, 5)).nbytes
     spool.finish(whole({1: 5}))
     assert ids_of(spool) == list(range(5))
-    assert node.pushed == [("a" * 32, 5, True), ("a" * 32, 8, False)]  # what the node's metrics count
+    assert node.pushed == [("a" * 32, 5, "committed"), ("a" * 32, 8, "dropped")]  # what the node's metrics count
 
 
 def test_push_spills_beyond_the_memory_budget(node: Node) -> None:
@@ -444,6 +444,7 @@ def test_push_that_ends_without_its_completion_marker_is_dropped(node: Node) -> 
     with pytest.raises(flight.FlightUnauthorizedError) as raised:
         node.push(header(), [batch(0, 10)], complete=False)
     assert "ended without completing" in str(raised.value)
+    assert node.pushed == [("a" * 32, 10, "incomplete")]  # what the node's metrics count
     assert spool.memory.used == 0
     spool.finish(whole({}))
     assert ids_of(spool) == []

@@ -81,26 +81,22 @@ def _abort(context: grpc.ServicerContext, exc: BaseException, mapper: ErrorMappe
     context.abort(code, message)
 
 
-def _call_name(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__name__", "call").replace("_", " ")
-
-
-def _guard_unary(service: FlightService, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _guard_unary(service: FlightService, rpc: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def handler(request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return fn(request, context)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status
-            _abort(context, exc, service.error_mapper, _call_name(fn))
+            _abort(context, exc, service.error_mapper, rpc)
 
     return handler
 
 
-def _guard_stream(service: FlightService, fn: Callable[..., Iterable[Any]]) -> Callable[..., Iterator[Any]]:
+def _guard_stream(service: FlightService, rpc: str, fn: Callable[..., Iterable[Any]]) -> Callable[..., Iterator[Any]]:
     def handler(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
             yield from fn(request, context)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status
-            _abort(context, exc, service.error_mapper, _call_name(fn))
+            _abort(context, exc, service.error_mapper, rpc)
 
     return handler
 
@@ -128,25 +124,25 @@ def _handlers(service: FlightService) -> grpc.GenericRpcHandler:
     s = service
     methods = {
         "Handshake": grpc.stream_stream_rpc_method_handler(
-            _guard_stream(s, _streamed(pb.HandshakeRequest, s.handshake)), _identity, _serialize),
+            _guard_stream(s, "Handshake", _streamed(pb.HandshakeRequest, s.handshake)), _identity, _serialize),
         "ListFlights": grpc.unary_stream_rpc_method_handler(
-            _guard_stream(s, _unary(pb.Criteria, s.list_flights)), _identity, _serialize),
+            _guard_stream(s, "ListFlights", _unary(pb.Criteria, s.list_flights)), _identity, _serialize),
         "GetFlightInfo": grpc.unary_unary_rpc_method_handler(
-            _guard_unary(s, _unary(pb.FlightDescriptor, s.get_flight_info)), _identity, _serialize),
+            _guard_unary(s, "GetFlightInfo", _unary(pb.FlightDescriptor, s.get_flight_info)), _identity, _serialize),
         "PollFlightInfo": grpc.unary_unary_rpc_method_handler(
-            _guard_unary(s, _unary(pb.FlightDescriptor, s.poll_flight_info)), _identity, _serialize),
+            _guard_unary(s, "PollFlightInfo", _unary(pb.FlightDescriptor, s.poll_flight_info)), _identity, _serialize),
         "GetSchema": grpc.unary_unary_rpc_method_handler(
-            _guard_unary(s, _unary(pb.FlightDescriptor, s.get_schema)), _identity, _serialize),
+            _guard_unary(s, "GetSchema", _unary(pb.FlightDescriptor, s.get_schema)), _identity, _serialize),
         "DoGet": grpc.unary_stream_rpc_method_handler(
-            _guard_stream(s, _unary(pb.Ticket, s.do_get)), _identity, _serialize),
+            _guard_stream(s, "DoGet", _unary(pb.Ticket, s.do_get)), _identity, _serialize),
         "DoPut": grpc.stream_stream_rpc_method_handler(
-            _guard_stream(s, s.do_put), _identity, _serialize),
+            _guard_stream(s, "DoPut", s.do_put), _identity, _serialize),
         "DoExchange": grpc.stream_stream_rpc_method_handler(
-            _guard_stream(s, s.do_exchange), _identity, _serialize),
+            _guard_stream(s, "DoExchange", s.do_exchange), _identity, _serialize),
         "DoAction": grpc.unary_stream_rpc_method_handler(
-            _guard_stream(s, _unary(pb.Action, s.do_action)), _identity, _serialize),
+            _guard_stream(s, "DoAction", _unary(pb.Action, s.do_action)), _identity, _serialize),
         "ListActions": grpc.unary_stream_rpc_method_handler(
-            _guard_stream(s, _unary(pb.Empty, s.list_actions)), _identity, _serialize),
+            _guard_stream(s, "ListActions", _unary(pb.Empty, s.list_actions)), _identity, _serialize),
     }
     return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
 

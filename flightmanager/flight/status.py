@@ -20,12 +20,6 @@ log = logging.getLogger(__name__)
 
 ErrorMapper = Callable[[BaseException], "tuple[grpc.StatusCode, str] | None"]
 
-#: the client's own doing: its request, its credentials, its rights
-_CLIENT_ERRORS = frozenset({
-    grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
-    grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE,
-    grpc.StatusCode.CANCELLED,
-})
 #: worth an operator's attention: who was refused
 _REFUSALS = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 #: the node is short of something, or lost a race: it copes, but an operator should know
@@ -41,14 +35,14 @@ class Status(NamedTuple):
 
     @property
     def log_level(self) -> int:
-        """How loud the node logs a call that ended with this status."""
-        if self.code in _CLIENT_ERRORS:
-            return logging.DEBUG
+        """How loud the node logs a call that ended with this status. A known failure
+        inside the server (a query's failed job) was logged where it happened, with its
+        query; an unknown one is logged with its traceback by :func:`status_of`."""
         if self.code in _REFUSALS:
             return logging.INFO
         if self.code in _STRAINS:
             return logging.WARNING
-        return logging.ERROR
+        return logging.DEBUG
 
 
 def known_status(exc: BaseException, mapper: ErrorMapper | None = None) -> Status | None:

@@ -1,10 +1,11 @@
-"""What a test module leaves behind: threads, file descriptors and child processes.
+"""What a test module leaves behind: threads, connections and files, and child processes.
 
 Every integration module is checked when it ends (``conftest.py``): whatever it started
 must be gone by then, or the check names it.  Resources of session-scoped fixtures (the
-shared node, the reference SparkSession) are made inside :func:`session_resources` and
-are not counted against the module that happened to start them.  ZooKeeper's own check
-(no ephemeral znode outlives its node) is in ``zookeeper.py``.
+shared node, the reference SparkSession, the JDBC driver's JVM) are made inside
+:func:`session_resources` and are not counted against the module that happened to start
+them, nor are what those processes start later (Spark's Python workers) or connections to
+them.  ZooKeeper's own check (no ephemeral znode outlives its node) is in ``zookeeper.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 #: how long a module's resources may take to go once it ended (a node's JVM exits, a
 #: reader thread sees its stream close): polled, not slept
 GRACE_SECONDS = 30.0
+_LISTEN = "0A"
 
 
 @dataclass
@@ -45,51 +47,85 @@ class Snapshot:
 _kept = Snapshot()
 
 
-def snapshot() -> Snapshot:
-    gc.collect()  # a client nobody holds any more closes its connections here
-    threads = {t.ident: t.name for t in threading.enumerate() if t.ident is not None and t.is_alive()}
-    fds: dict[int, str] = {}
-    for entry in Path("/proc/self/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(entry)
-            if _counted(target):
-                fds[int(entry.name)] = target
-    return Snapshot(threads, fds, _descendants(os.getpid()))
+@dataclass
+class _Process:
+    parent: int
+    line: str
 
 
-def _counted(target: str) -> bool:
-    """Connections and files count. Pipes, event polls and the cgroup files gRPC and Arrow
-    open once per process, on first use, do not: a leaked child process shows as itself."""
-    if target.startswith("socket:"):
-        return True
-    return target.startswith("/") and not target.startswith(("/sys/", "/proc/", "/dev/"))
-
-
-def _descendants(root: int) -> dict[int, str]:
-    parents: dict[int, int] = {}
-    lines: dict[int, str] = {}
+def _processes() -> dict[int, _Process]:
+    found: dict[int, _Process] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
-            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-            if state == "Z":
-                lines[int(entry.name)] = "(exited, never waited for)"
-            else:
-                lines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
-            parents[int(entry.name)] = int(ppid)
+            state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            line = ("(exited, never waited for)" if state == "Z"
+                    else (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+            found[int(entry.name)] = _Process(int(ppid), line)
         except (OSError, ValueError, IndexError):
             continue
-    found: dict[int, str] = {}
-    frontier = [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in found:
-                found[pid] = lines[pid]
-                frontier.append(pid)
     return found
+
+
+def _under(pid: int, roots: set[int], processes: dict[int, _Process]) -> bool:
+    """Whether ``pid`` is one of ``roots`` or descends from one."""
+    seen = set()
+    while pid in processes and pid not in seen:
+        if pid in roots:
+            return True
+        seen.add(pid)
+        pid = processes[pid].parent
+    return pid in roots
+
+
+def _tcp() -> dict[str, tuple[int, int, str]]:
+    """TCP sockets by inode: (local port, remote port, state)."""
+    sockets: dict[str, tuple[int, int, str]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9:
+                    local, remote = (int(a.rsplit(":", 1)[1], 16) for a in fields[1:3])
+                    sockets[fields[9]] = (local, remote, fields[3])
+    return sockets
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for entry in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(entry)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+def snapshot() -> Snapshot:
+    gc.collect()  # a client nobody holds any more closes its connections here
+    threads = {t.ident: t.name for t in threading.enumerate() if t.ident is not None and t.is_alive()}
+    processes = _processes()
+    me = os.getpid()
+    kept = set(_kept.children)
+    children = {pid: p.line for pid, p in processes.items()
+                if pid != me and _under(pid, {me}, processes) and not _under(pid, kept, processes)}
+    tcp = _tcp()
+    # ports the session's processes listen on: a connection to one is the session's
+    session_ports = {tcp[inode][0] for pid, p in processes.items() if _under(pid, kept, processes)
+                     for inode in _socket_inodes(pid) if inode in tcp and tcp[inode][2] == _LISTEN}
+    fds: dict[int, str] = {}
+    for entry in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(entry)
+            if target.startswith("socket:["):
+                local, remote, _ = tcp.get(target[len("socket:["):-1], (0, 0, ""))
+                if remote not in session_ports:
+                    fds[int(entry.name)] = f"{target} (port {local} -> {remote})" if local else target
+            elif target.startswith("/") and not target.startswith(("/sys/", "/proc/", "/dev/")):
+                fds[int(entry.name)] = target
+    return Snapshot(threads, fds, children)
 
 
 @contextlib.contextmanager

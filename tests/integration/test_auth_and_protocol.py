@@ -35,9 +35,8 @@ def _raw_status(node, method: str, request: bytes, metadata=()):  # type: ignore
 
 
 def _bearer(node) -> tuple[tuple[str, str], ...]:  # type: ignore[no-untyped-def]
-    _, options = flight_client(node)
-    client = flight.connect(node.uri)
-    key, value = client.authenticate_basic_token(USER, PASSWORD)
+    with flight.connect(node.uri) as client:
+        key, value = client.authenticate_basic_token(USER, PASSWORD)
     return ((key.decode(), value.decode()),)
 
 
@@ -206,3 +205,4 @@ def test_a_message_over_the_size_limit_is_refused_before_anything_reads_it(node)
     descriptor = flight.FlightDescriptor.for_command(codec.encode_command(cmd.CommandStatementQuery(query="SELECT 1")))
     info = client.get_flight_info(descriptor, options)
     assert client.do_get(info.endpoints[0].ticket, options).read_all().num_rows == 1
+    client.close()

@@ -4,22 +4,23 @@
         --output docs/benchmarks.png
 
 Each throughput file is one run of ``bench/throughput.py`` and each cluster file one run of
-``bench/cluster.py``; every bar is a median over that run's timed repetitions, with a line
-from its slowest to its fastest repetition. Needs the ``bench`` extra (matplotlib).
+``bench/cluster.py``; every bar is a median over that run's timed rounds (every side up,
+rounds alternating), with a line from its slowest to its fastest round. Needs the ``bench`` extra (matplotlib).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-SYSTEMS = (
-    ("flightsql_adbc", "this node (ADBC)", "#1f77b4"),
-    ("spark_inprocess_toarrow", "in-process toArrow()", "#7f7f7f"),
-    ("spark_connect_toarrow", "Spark Connect toArrow()", "#d62728"),
+SYSTEMS = (  # the sides of bench/throughput.py
+    ("node", "this node (ADBC)", "#1f77b4"),
+    ("inproc", "in-process toArrow()", "#7f7f7f"),
+    ("connect", "Spark Connect toArrow()", "#d62728"),
 )
 M = 1e6
 
@@ -66,8 +67,9 @@ def plot_throughput(ax: Any, reports: list[dict[str, Any]]) -> None:
     for key, label, color in SYSTEMS:
         values = []
         for report in reports:
-            entry = report["throughput"].get(key)
-            values.append(None if not entry else tuple(v / M for v in _spread(report["rows"], entry["seconds"])))
+            rounds = report["seconds"].get(key)
+            seconds = {"median": statistics.median(rounds), "min": min(rounds), "max": max(rounds)} if rounds else None
+            values.append(None if seconds is None else tuple(v / M for v in _spread(report["rows"], seconds)))
         series.append((label, color, values))
     _bars(ax, [f"run {r['_name']}" for r in reports], series)  # type: ignore[arg-type]
     rows = reports[0]["rows"] / M if reports else 0

@@ -80,17 +80,15 @@ def plot_throughput(ax: Any, reports: list[dict[str, Any]]) -> None:
 
 def plot_latency(ax: Any, reports: list[dict[str, Any]]) -> None:
     series = []
-    for key, label, color in (("flightsql_adbc", "this node (ADBC)", "#1f77b4"),
-                              ("spark_connect", "Spark Connect", "#d62728")):
+    for key, label, color in (("node", "this node (ADBC)", "#1f77b4"), ("connect", "Spark Connect", "#d62728")):
         values = []
         for report in reports:
-            entry = report.get("latency", {}).get(key)
-            values.append(None if not entry else
-                          (entry["p50"] * 1e3, entry["p50"] * 1e3 - entry["min"] * 1e3,
-                           entry["p90"] * 1e3 - entry["p50"] * 1e3))
+            rounds = [p * 1e3 for p in report.get("select1_p50_seconds", {}).get(key, [])]
+            median = statistics.median(rounds) if rounds else 0.0
+            values.append((median, median - min(rounds), max(rounds) - median) if rounds else None)
         series.append((label, color, values))
     _bars(ax, [f"run {r['_name']}" for r in reports], series)  # type: ignore[arg-type]
-    ax.set_title("SELECT 1: p50 (line from min to p90)", fontsize=9)
+    ax.set_title("SELECT 1: median of the rounds' p50 (line: their range)", fontsize=9)
     ax.set_ylabel("ms (lower is better)")
     ax.legend(fontsize=7, loc="lower right")
 
@@ -153,11 +151,13 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/plot.py needs matplotlib: pip install -e '.[bench]'", file=sys.stderr)
         return 2
     throughput, cluster = _load(args.results)
-    figure, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    rows = 2 if cluster else 1
+    figure, axes = plt.subplots(rows, 2, figsize=(11, 3.75 * rows), squeeze=False)
     plot_throughput(axes[0][0], throughput)
     plot_latency(axes[0][1], throughput)
-    plot_nodes(axes[1][0], cluster)
-    plot_big(axes[1][1], cluster)
+    if cluster:
+        plot_nodes(axes[1][0], cluster)
+        plot_big(axes[1][1], cluster)
     machine = (throughput or cluster)[0]["machine"]
     figure.suptitle(f"Medians on a {machine.get('nproc')}-core machine, PySpark {machine.get('pyspark')}, "
                     f"pyarrow {machine.get('pyarrow')}", fontsize=10)

@@ -4,8 +4,9 @@ Every integration module is checked when it ends (``conftest.py``): whatever it 
 must be gone by then, or the check names it.  Resources of session-scoped fixtures (the
 shared node, the reference SparkSession, the JDBC driver's JVM) are made inside
 :func:`session_resources` and are not counted against the module that happened to start
-them, nor are what those processes start later (Spark's Python workers) or connections to
-them.  ZooKeeper's own check (no ephemeral znode outlives its node) is in ``zookeeper.py``.
+them, nor are what those processes start later (Spark's Python workers) or connections
+between them and this process.  Of the descriptors, TCP sockets and files count: socket
+pairs, pipes and event polls are libraries' own wake-up channels, opened once per process.  ZooKeeper's own check (no ephemeral znode outlives its node) is in ``zookeeper.py``.
 """
 
 from __future__ import annotations
@@ -112,17 +113,23 @@ def snapshot() -> Snapshot:
     children = {pid: p.line for pid, p in processes.items()
                 if pid != me and _under(pid, {me}, processes) and not _under(pid, kept, processes)}
     tcp = _tcp()
-    # ports the session's processes listen on: a connection to one is the session's
-    session_ports = {tcp[inode][0] for pid, p in processes.items() if _under(pid, kept, processes)
-                     for inode in _socket_inodes(pid) if inode in tcp and tcp[inode][2] == _LISTEN}
+    # the session's processes' sockets: a connection to one of them is the session's
+    session_sockets = [tcp[inode] for pid, p in processes.items() if _under(pid, kept, processes)
+                       for inode in _socket_inodes(pid) if inode in tcp]
+    session_ports = {local for local, _, state in session_sockets if state == _LISTEN}
+    session_peers = {(local, remote) for local, remote, state in session_sockets if state != _LISTEN}
+    session_remotes = {remote for _, remote, state in session_sockets if state != _LISTEN}
     fds: dict[int, str] = {}
     for entry in Path("/proc/self/fd").iterdir():
         with contextlib.suppress(OSError):
             target = os.readlink(entry)
-            if target.startswith("socket:["):
-                local, remote, _ = tcp.get(target[len("socket:["):-1], (0, 0, ""))
-                if remote not in session_ports:
-                    fds[int(entry.name)] = f"{target} (port {local} -> {remote})" if local else target
+            inode = target[len("socket:["):-1] if target.startswith("socket:[") else ""
+            if inode in tcp:  # a TCP connection or listener (socket pairs and the like are libraries' own)
+                local, remote, state = tcp[inode]
+                session = (remote in session_ports or (remote, local) in session_peers
+                           or (state == _LISTEN and local in session_remotes))  # e.g. PySpark's callback server
+                if not session:
+                    fds[int(entry.name)] = f"{target} (port {local} -> {remote})"
             elif target.startswith("/") and not target.startswith(("/sys/", "/proc/", "/dev/")):
                 fds[int(entry.name)] = target
     return Snapshot(threads, fds, children)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeVar
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from flightmanager.flight import Flight_pb2 as fpb
 from flightsql.protocol import FlightSql_pb2 as pb
 from flightsql.protocol.codec import pack_message, parse_message, session_value_to_pb, unpack_message
@@ -110,8 +112,15 @@ def cancel_flight_info_result(status: str) -> bytes:
 def renewed_endpoint(endpoint: bytes, expires_at: float) -> bytes:
     """The serialized FlightEndpoint of a RenewFlightEndpoint request, expiring at ``expires_at``."""
     renewed = fpb.FlightEndpoint.FromString(endpoint)
-    renewed.expiration_time.FromNanoseconds(int(expires_at * 1e9))
+    renewed.expiration_time.CopyFrom(timestamp(expires_at))
     return renewed.SerializeToString()
+
+
+def timestamp(seconds: float) -> Timestamp:
+    """A protobuf Timestamp of a time in seconds since the epoch (an expiration time)."""
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
 
 
 def set_session_options_result(errors: Mapping[str, str]) -> bytes:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import pyarrow as pa
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from flightmanager import metrics
 from flightmanager.errors import failure
@@ -410,7 +409,7 @@ class FlightSqlService(FlightService):
                 pb.FlightEndpoint(
                     ticket=pb.Ticket(ticket=self.tickets.issue(endpoint.query_id, user)),
                     location=[pb.Location(uri=endpoint.node.public_uri)],
-                    expiration_time=_timestamp(endpoint.expires_at),
+                    expiration_time=results.timestamp(endpoint.expires_at),
                 )
             )
         return pb.FlightInfo(
@@ -439,7 +438,7 @@ class FlightSqlService(FlightService):
         progress = self.manager.progress(submitted.query_id, user)  # a failed query is its error
         info = self._flight_info(request, submitted, user)
         info.app_metadata = json.dumps(progress.to_dict()).encode()
-        poll = pb.PollInfo(info=info, expiration_time=_timestamp(progress.expires_at))
+        poll = pb.PollInfo(info=info, expiration_time=results.timestamp(progress.expires_at))
         if progress.fraction is not None:
             poll.progress = progress.fraction
         if not progress.done:
@@ -742,12 +741,6 @@ def _typed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield from batches
     except ValueError as exc:
         raise InvalidArgument(f"uploaded stream is not valid: {exc}") from exc
-
-
-def _timestamp(seconds: float) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
 
 
 def _command_output_schema(spark: SparkSession, sql: str) -> pa.Schema:

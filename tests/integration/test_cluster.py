@@ -7,7 +7,6 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
@@ -56,9 +55,9 @@ def _pushes(cluster: list[RunningNode], outcome: str) -> float:
     return metric_total(_watched(cluster), "flightsql_partitions_pushed_total", outcome=outcome)
 
 
-def _live_uris(node: RunningNode) -> set[str]:
-    """The nodes ``node`` sees in the cluster (its status API)."""
-    return {n["public_uri"] for n in WatchedNode(node, status_url(node)).get_json("api/status")["nodes"]}
+def _nodes_seen_by(node: RunningNode) -> dict[str, dict[str, object]]:
+    """The nodes ``node`` sees in the cluster, by Flight SQL URI (its status API)."""
+    return {n["public_uri"]: n for n in WatchedNode(node, status_url(node)).get_json("api/status")["nodes"]}
 
 
 def _client(node: RunningNode, user: str = USER, password: str = PASSWORD):  # type: ignore[no-untyped-def]
@@ -318,7 +317,7 @@ def test_a_drained_node_leaves_once_its_results_are_read(cluster: list[RunningNo
     # sees exactly them, a result spreads over them all
     alive = [n for n in cluster if n.process.poll() is None]
     first, leaving = alive[0], alive[1]
-    wait_until(lambda: _live_uris(first) == {n.uri for n in alive}, 45, "the cluster to see the live nodes")
+    wait_until(lambda: set(_nodes_seen_by(first)) == {n.uri for n in alive}, 45, "the cluster to see the live nodes")
     before = _info(first, SPREAD_SQL)
     assert sorted(e.locations[0].uri.decode() for e in before.endpoints) == sorted(n.uri for n in alive)
     ours = next(e for e in before.endpoints if e.locations[0].uri.decode() == first.uri)
@@ -331,11 +330,8 @@ def test_a_drained_node_leaves_once_its_results_are_read(cluster: list[RunningNo
     leaving.process.send_signal(signal.SIGTERM)
     # the leaving node's part has not been read: it waits for its reader
 
-    def drain_seen() -> bool:
-        nodes = WatchedNode(first, status_url(first)).get_json("api/status")["nodes"]
-        return any(n["public_uri"] == leaving.uri and n["draining"] for n in nodes)
-
-    wait_until(drain_seen, 30, "the cluster to see the drain")
+    wait_until(lambda: bool(_nodes_seen_by(first).get(leaving.uri, {}).get("draining")), 30,
+               "the cluster to see the drain")
     assert leaving.process.poll() is None
 
     # no new work for it: new queries are refused there and get no endpoint on it
@@ -351,6 +347,6 @@ def test_a_drained_node_leaves_once_its_results_are_read(cluster: list[RunningNo
     ids = pa.concat_tables([first_part, their_part, *parts_elsewhere]).column("id").to_pylist()
     assert sorted(ids) == list(range(600000))
     assert leaving.process.wait(30) == 0
-    wait_until(lambda: leaving.uri not in _live_uris(first), 30, "the drained node's leave")
+    wait_until(lambda: leaving.uri not in _nodes_seen_by(first), 30, "the drained node's leave")
     # a clean leave fails nothing: the first node's part of the old query is still readable
     assert _read(ours, cluster).num_rows == first_part.num_rows

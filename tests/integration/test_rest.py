@@ -24,16 +24,13 @@ import pytest
 from tests.integration.conftest import (
     OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, RunningNode, _add_user, connect, start_node, stop_node, wait_until,
 )
+from tests.integration.status import basic
 from tests.integration.zookeeper import ZooKeeperServer, running_zookeeper
 
 pytestmark = pytest.mark.integration
 
 MAX_ROWS = 50
 SLOW_SQL = "SELECT sum(id) FROM range(0, 100000000000, 1, 2)"  # minutes of work: cancelled by the tests
-
-
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 @dataclass
